@@ -1,0 +1,103 @@
+"""Decode steps replayed from captured CUDA graphs, one graph per batch-size bucket.
+
+A decode step of a small batch is dominated by kernel-launch overhead unless it is
+replayed from a graph. Each bucket's graph reads static input buffers; a batch of ``n``
+sequences runs in the smallest bucket ``>= n`` with padding rows that write their K/V to
+a trash slot, attend to one cached slot and are marked invalid, so the routing policy
+gives them no weight and no say in the active expert set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from lynx.context import ForwardContext, forward_context
+from lynx.engine.sequence import Sequence
+
+if TYPE_CHECKING:
+    from lynx.engine.model_runner import ModelRunner
+
+
+def batch_buckets(max_batch: int) -> list[int]:
+    """1, 2, 4, 8, then steps of 8 to 64, then of 16/32: few graphs, little padding."""
+    sizes = [1, 2, 4, 8] + list(range(16, 65, 8)) + list(range(80, 129, 16)) + list(range(160, 513, 32))
+    out = [b for b in sizes if b < max_batch] + [min(max_batch, 512)]
+    return sorted(set(out))
+
+
+class DecodeGraphs:
+    """Captures and replays the decode forward (model, routing, LM head)."""
+
+    def __init__(self, runner: ModelRunner, max_batch: int) -> None:
+        self.runner = runner
+        self.buckets = batch_buckets(max_batch)
+        b = self.buckets[-1]
+        dev = runner.device
+        self.width = -(-runner.max_model_len // runner.block_size)  # block-table columns
+        self.input_ids = torch.zeros(b, dtype=torch.int64, device=dev)
+        self.positions = torch.zeros(b, dtype=torch.int64, device=dev)
+        self.slot_mapping = torch.full((b,), runner.trash_slot, dtype=torch.int64, device=dev)
+        self.block_tables = torch.zeros(b, self.width, dtype=torch.int32, device=dev)
+        self.context_lens = torch.ones(b, dtype=torch.int32, device=dev)
+        self.valid = torch.zeros(b, dtype=torch.bool, device=dev)
+        self.expert_counts = runner._new_stats()
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self.logits: dict[int, torch.Tensor] = {}
+        self.pool = None
+        self._capture_all()
+
+    def can_run(self, n: int) -> bool:
+        return n <= self.buckets[-1]
+
+    def _context(self, b: int) -> ForwardContext:
+        r = self.runner
+        return ForwardContext(
+            is_prefill=False, slot_mapping=self.slot_mapping[:b], block_tables=self.block_tables[:b],
+            context_lens=self.context_lens[:b], valid=self.valid[:b], routing_policy=r.routing_policy,
+            routing_params=r.routing_params, expert_counts=self.expert_counts,
+        )
+
+    def _forward(self, b: int) -> torch.Tensor:
+        with forward_context(self._context(b)):
+            hidden = self.runner.model(self.input_ids[:b], self.positions[:b])  # [b, H]
+        return self.runner.model.compute_logits(hidden)  # [b, V]
+
+    @torch.inference_mode()
+    def _capture_all(self) -> None:
+        self.valid.fill_(True)  # realistic routing during capture warm-up
+        for b in reversed(self.buckets):  # largest first so smaller ones reuse its pool
+            self._forward(b)  # warm-up: lazy init, autotuning
+            torch.cuda.synchronize(self.runner.device)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self.pool):
+                self.logits[b] = self._forward(b)
+            if self.pool is None:
+                self.pool = graph.pool()
+            self.graphs[b] = graph
+        self.valid.fill_(False)
+        torch.cuda.synchronize(self.runner.device)
+
+    def run(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fill the static inputs for ``seqs`` and replay their bucket's graph."""
+        n = len(seqs)
+        b = next(x for x in self.buckets if x >= n)
+        ids, pos, ctx = self.runner.prepare_decode(seqs, width=self.width)
+        self.input_ids[:n].copy_(ids)
+        self.positions[:n].copy_(pos)
+        assert ctx.slot_mapping is not None and ctx.block_tables is not None and ctx.context_lens is not None
+        self.slot_mapping[:n].copy_(ctx.slot_mapping)
+        self.block_tables[:n].copy_(ctx.block_tables)
+        self.context_lens[:n].copy_(ctx.context_lens)
+        self.valid[:n].fill_(True)
+        # Padding rows: trash KV slot, one attended position, no routing say.
+        self.slot_mapping[n:b].fill_(self.runner.trash_slot)
+        self.context_lens[n:b].fill_(1)
+        self.block_tables[n:b].zero_()
+        self.positions[n:b].zero_()
+        self.valid[n:b].fill_(False)
+        if self.expert_counts is not None:
+            self.expert_counts.zero_()
+        self.graphs[b].replay()
+        return self.logits[b][:n], self.expert_counts

@@ -1,0 +1,220 @@
+"""The serving engine: requests in, one scheduled forward pass per :meth:`step`, outputs out."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lynx.engine.block_manager import BlockManager, blocks_for
+from lynx.engine.config import EngineConfig
+from lynx.engine.model_runner import ModelRunner
+from lynx.engine.outputs import RequestMetrics, RequestOutput, StepStats, summarize_steps
+from lynx.engine.sampling_params import SamplingParams
+from lynx.engine.scheduler import Scheduler
+from lynx.engine.sequence import Sequence
+from lynx.errors import CheckpointError, LynxError, RequestError
+from lynx.models.config import ModelConfig, load_config_dict, parse_model_config
+from lynx.routing import RoutingConfig
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LynxError(f"device {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, model_cfg: ModelConfig, device: torch.device) -> torch.dtype:
+    """``auto``: the checkpoint's dtype on GPU; float32 on CPU (bf16 matmuls are slow there)."""
+    if name != "auto":
+        return _DTYPES[name]
+    if device.type == "cpu":
+        return torch.float32
+    return _DTYPES.get(str(model_cfg.torch_dtype), torch.bfloat16)
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except Exception as e:  # transformers raises many types for a missing/broken tokenizer
+        raise CheckpointError(f"cannot load the tokenizer from {model_dir}: {e}") from None
+
+
+def _eos_ids(model_dir: Path, model_cfg: ModelConfig, tokenizer: Any) -> set[int]:
+    ids = set(model_cfg.eos_token_ids)
+    gen = model_dir / "generation_config.json"
+    if gen.is_file():
+        eos = json.loads(gen.read_text()).get("eos_token_id")
+        ids.update(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    if tokenizer is not None and tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids
+
+
+class LLMEngine:
+    """Continuous-batching engine over one model: ``add_request``, ``step``, ``abort``."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        from lynx.embedded import resolve_model
+
+        self.config = config
+        self.model_dir = resolve_model(config.model)
+        self.model_config = parse_model_config(load_config_dict(self.model_dir))
+        moe = self.model_config.moe
+        routing = RoutingConfig(config.routing, dict(config.routing_params))
+        params = routing.resolve(moe.num_experts, moe.top_k) if moe else {}
+        config.routing_params = params
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_dtype(config.dtype, self.model_config, self.device)
+        limit = self.model_config.max_position_embeddings
+        if config.max_model_len is not None and config.max_model_len > limit:
+            raise LynxError(f"max_model_len {config.max_model_len} exceeds the model's max_position_embeddings {limit}")
+        self.max_model_len = config.max_model_len or min(limit, 8192)
+        self.tokenizer = load_tokenizer(self.model_dir)
+        self.eos_ids = _eos_ids(self.model_dir, self.model_config, self.tokenizer)
+        self.runner = ModelRunner(config, self.model_config, self.model_dir, self.device, self.dtype, self.max_model_len)
+        if self.runner.num_blocks < 1:
+            raise LynxError("the KV-cache budget holds no block: raise kv_cache_bytes / gpu_memory_utilization")
+        self.blocks = BlockManager(self.runner.num_blocks, config.block_size)
+        self.scheduler = Scheduler(self.blocks, config.max_num_seqs, max(config.max_num_batched_tokens, self.max_model_len))
+        self.sequences: dict[str, Sequence] = {}
+        self.step_stats: list[StepStats] = []
+        self._ids = itertools.count()
+        self._rng = random.Random(config.seed)
+
+    # ---- requests -----------------------------------------------------------------
+    def tokenize(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+    def add_request(
+        self, prompt: str | list[int], params: SamplingParams | None = None,
+        request_id: str | None = None, arrival_time: float | None = None,
+    ) -> str:
+        """Queue a request; it joins the running batch at the next step. Returns its id."""
+        params = params or SamplingParams()
+        if not isinstance(params, SamplingParams):
+            raise RequestError(f"sampling params must be a SamplingParams, got {type(params).__name__}")
+        text = prompt if isinstance(prompt, str) else None
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        self._validate_prompt(ids)
+        request_id = request_id if request_id is not None else f"req-{next(self._ids)}"
+        if request_id in self.sequences:
+            raise RequestError(f"request id {request_id!r} is already in use")
+        seed = params.seed if params.seed is not None else self._rng.getrandbits(63)
+        seq = Sequence(next(self._ids), request_id, ids, len(ids), params, seed, prompt=text)
+        if arrival_time is not None:
+            seq.arrival_time = arrival_time
+        self.sequences[request_id] = seq
+        self.scheduler.add(seq)
+        return request_id
+
+    def _validate_prompt(self, ids: list[int]) -> None:
+        if not ids:
+            raise RequestError("the prompt is empty")
+        vocab = self.model_config.vocab_size
+        if not all(isinstance(t, int) and 0 <= t < vocab for t in ids):
+            raise RequestError(f"prompt token ids must be integers in [0, {vocab})")
+        if len(ids) >= self.max_model_len:
+            raise RequestError(
+                f"the prompt has {len(ids)} tokens but the context holds {self.max_model_len} "
+                "(max_model_len), which must leave room for at least one generated token"
+            )
+        need = blocks_for(min(len(ids) + 1, self.max_model_len), self.config.block_size)
+        if need > self.blocks.num_blocks:
+            raise RequestError(
+                f"the prompt needs {need} KV-cache blocks but the cache has only {self.blocks.num_blocks}"
+            )
+
+    def abort(self, request_id: str) -> bool:
+        """Stop a request and free its cache; returns whether it was still active."""
+        seq = self.scheduler.abort(request_id)
+        if seq is not None:
+            seq.finish_time = time.monotonic()
+        return seq is not None
+
+    def has_unfinished(self) -> bool:
+        return self.scheduler.has_unfinished()
+
+    # ---- stepping --------------------------------------------------------------------
+    def step(self) -> list[RequestOutput]:
+        """Run one prefill or decode iteration; outputs of the requests it advanced."""
+        seqs, is_prefill = self.scheduler.schedule()
+        if not seqs:
+            return []
+        start = time.perf_counter()
+        out = self.runner.run(seqs, is_prefill)
+        now = time.monotonic()
+        duration = time.perf_counter() - start
+        counts = out.expert_counts or []
+        self.step_stats.append(StepStats(
+            step=len(self.step_stats), phase="prefill" if is_prefill else "decode", batch_size=len(seqs),
+            num_tokens=sum(len(s) for s in seqs) if is_prefill else len(seqs), duration_s=duration,
+            experts_before=[c[0] for c in counts], experts_after=[c[1] for c in counts],
+        ))
+        results = []
+        for seq, token in zip(seqs, out.token_ids):
+            seq.token_ids.append(token)
+            seq.num_cached_tokens = len(seq) - 1
+            if seq.first_token_time is None:
+                seq.first_token_time = now
+            self._check_finished(seq, token)
+            if seq.is_finished or seq.finish_reason is not None:
+                seq.finish_time = now
+                self.scheduler.finish(seq)
+            results.append(self.output(seq))
+        return results
+
+    def _check_finished(self, seq: Sequence, token: int) -> None:
+        p = seq.params
+        n = seq.num_output_tokens
+        if n >= p.min_tokens and not p.ignore_eos and token in self.eos_ids:
+            seq.finish_reason = "stop"
+        elif n >= p.min_tokens and token in p.stop_token_ids:
+            seq.finish_reason = "stop"
+        elif n >= p.max_tokens or len(seq) >= self.max_model_len:
+            seq.finish_reason = "length"
+        if p.stop:
+            seq.text = self._decode(seq)
+            hits = [i for i in (seq.text.find(s) for s in p.stop) if i >= 0]
+            if hits:
+                seq.text = seq.text[: min(hits)]
+                seq.finish_reason = "stop"
+
+    def _decode(self, seq: Sequence) -> str:
+        return self.tokenizer.decode(seq.output_token_ids, skip_special_tokens=True)
+
+    def output(self, seq: Sequence) -> RequestOutput:
+        done = seq.finish_reason is not None
+        if done and not seq.params.stop:
+            seq.text = self._decode(seq)
+        return RequestOutput(
+            request_id=seq.request_id, prompt=seq.prompt, prompt_token_ids=seq.token_ids[: seq.num_prompt_tokens],
+            token_ids=list(seq.output_token_ids), text=seq.text, finished=done, finish_reason=seq.finish_reason,
+            metrics=RequestMetrics(seq.arrival_time, seq.first_token_time, seq.finish_time, seq.num_prompt_tokens,
+                                   seq.num_output_tokens, seq.num_preemptions),
+        )
+
+    def release(self, request_id: str) -> None:
+        """Forget a finished request (callers collect outputs first)."""
+        self.sequences.pop(request_id, None)
+
+    def stats(self) -> dict[str, Any]:
+        """Aggregate step statistics (routing figures over decode steps)."""
+        out = summarize_steps(self.step_stats)
+        out.update(routing=self.config.routing, routing_params=self.config.routing_params,
+                   num_preemptions=self.scheduler.num_preemptions)
+        return out

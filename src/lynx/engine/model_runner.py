@@ -1,0 +1,176 @@
+"""Runs the model for one scheduled batch: builds its tensors and context, samples.
+
+Owns the weights, the paged KV cache and (on CUDA) the captured decode graphs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lynx.context import ForwardContext, forward_context
+from lynx.engine.config import EngineConfig
+from lynx.engine.cuda_graphs import DecodeGraphs
+from lynx.engine.sampler import SamplingBatch, sample
+from lynx.engine.sequence import Sequence
+from lynx.models.config import ModelConfig
+from lynx.models.loader import load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class StepOutput:
+    """What one forward pass produced."""
+
+    token_ids: list[int]  # one sampled token per sequence, in batch order
+    expert_counts: list[list[int]] | None  # [num_moe_layers][before, after] distinct experts
+
+
+class ModelRunner:
+    """Model + KV cache on one device."""
+
+    def __init__(self, cfg: EngineConfig, model_cfg: ModelConfig, model_dir: Path,
+                 device: torch.device, dtype: torch.dtype, max_model_len: int) -> None:
+        self.cfg, self.model_cfg = cfg, model_cfg
+        self.device, self.dtype = device, dtype
+        self.max_model_len = max_model_len
+        self.block_size = cfg.block_size
+        self.model = load_model(model_dir, model_cfg, device, dtype, max_len=max_model_len)
+        self.num_moe_layers = model_cfg.num_moe_layers if model_cfg.is_moe else 0
+        self.routing_policy, self.routing_params = cfg.routing, dict(cfg.routing_params)
+        self.num_blocks = self._decide_num_blocks()
+        self._allocate_kv_cache()
+        self.graphs: DecodeGraphs | None = None
+        if device.type == "cuda" and not cfg.enforce_eager:
+            self.graphs = DecodeGraphs(self, max_batch=cfg.max_num_seqs)
+
+    # ---- memory -------------------------------------------------------------------
+    @property
+    def bytes_per_block(self) -> int:
+        c = self.model_cfg
+        elem = torch.empty((), dtype=self.dtype).element_size()
+        return 2 * c.num_layers * self.block_size * c.num_kv_heads * c.head_dim * elem
+
+    def _decide_num_blocks(self) -> int:
+        if self.cfg.num_kv_blocks is not None:
+            return self.cfg.num_kv_blocks
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            _, total = torch.cuda.mem_get_info(self.device)
+            reserve = self._profile_activation_bytes()
+            budget = total * self.cfg.gpu_memory_utilization - torch.cuda.memory_allocated(self.device) - reserve
+        else:
+            budget = self.cfg.kv_cache_bytes
+        blocks = int(budget // self.bytes_per_block)
+        # Never allocate much more than every sequence at full length could use.
+        cap = self.cfg.max_num_seqs * -(-self.max_model_len // self.block_size)
+        return max(0, min(blocks, cap))
+
+    def _profile_activation_bytes(self) -> int:
+        """Peak extra memory of the largest prefill the scheduler may build."""
+        torch.cuda.reset_peak_memory_stats(self.device)
+        before = torch.cuda.memory_allocated(self.device)
+        n = min(self.cfg.max_num_batched_tokens, self.max_model_len * self.cfg.max_num_seqs)
+        lens = [min(self.max_model_len, n - i) for i in range(0, n, self.max_model_len)]
+        cu = [0]
+        for length in lens:
+            cu.append(cu[-1] + length)
+        ids = torch.zeros(n, dtype=torch.long, device=self.device)
+        pos = torch.cat([torch.arange(length, device=self.device) for length in lens])
+        with forward_context(ForwardContext(is_prefill=True, cu_seqlens=cu)):
+            hidden = self.model(ids, pos)
+            self.model.compute_logits(hidden[torch.tensor(cu[1:], device=self.device) - 1])
+        torch.cuda.synchronize(self.device)
+        peak = torch.cuda.max_memory_allocated(self.device) - before
+        return int(peak * 1.1) + (256 << 20)  # margin for graphs and sampling
+
+    def _allocate_kv_cache(self) -> None:
+        c = self.model_cfg
+        # One extra block at the end takes writes of CUDA-graph padding rows.
+        self.trash_slot = self.num_blocks * self.block_size
+        shape = (c.num_layers, 2, self.num_blocks + 1, self.block_size, c.num_kv_heads, c.head_dim)
+        self.kv_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        for i, layer in enumerate(self.model.layers):
+            layer.self_attn.k_cache = self.kv_cache[i, 0]
+            layer.self_attn.v_cache = self.kv_cache[i, 1]
+
+    # ---- batches --------------------------------------------------------------------
+    def _slots(self, seq: Sequence, start: int, end: int) -> list[int]:
+        bs = self.block_size
+        return [seq.block_table[p // bs] * bs + p % bs for p in range(start, end)]
+
+    def _tensor(self, data: list, dtype: torch.dtype) -> torch.Tensor:
+        return torch.tensor(data, dtype=dtype, pin_memory=self.device.type == "cuda").to(self.device, non_blocking=True)
+
+    def _new_stats(self) -> torch.Tensor | None:
+        if not (self.cfg.record_stats and self.num_moe_layers):
+            return None
+        return torch.zeros(self.num_moe_layers, 2, dtype=torch.int64, device=self.device)
+
+    def prepare_prefill(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor, ForwardContext, list[int]]:
+        ids: list[int] = []
+        pos: list[int] = []
+        slots: list[int] = []
+        cu = [0]
+        for seq in seqs:
+            ids.extend(seq.token_ids)  # every prefill starts at 0 (recompute after preemption)
+            pos.extend(range(len(seq)))
+            slots.extend(self._slots(seq, 0, len(seq)))
+            cu.append(cu[-1] + len(seq))
+        ctx = ForwardContext(
+            is_prefill=True, slot_mapping=self._tensor(slots, torch.int64), cu_seqlens=cu,
+            routing_policy=self.routing_policy, routing_params=self.routing_params,
+            expert_counts=self._new_stats(),
+        )
+        return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx, [c - 1 for c in cu[1:]]
+
+    def prepare_decode(self, seqs: list[Sequence], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor, ForwardContext]:
+        """Decode inputs; ``width`` pads block tables to a fixed number of blocks (graphs)."""
+        width = width or max(len(s.block_table) for s in seqs)
+        ids = [s.last_token for s in seqs]
+        pos = [len(s) - 1 for s in seqs]
+        slots = [self._slots(s, len(s) - 1, len(s))[0] for s in seqs]
+        tables = [s.block_table + [0] * (width - len(s.block_table)) for s in seqs]
+        ctx = ForwardContext(
+            is_prefill=False, slot_mapping=self._tensor(slots, torch.int64),
+            block_tables=self._tensor(tables, torch.int32), context_lens=self._tensor([len(s) for s in seqs], torch.int32),
+            routing_policy=self.routing_policy, routing_params=self.routing_params,
+            expert_counts=self._new_stats(),
+        )
+        return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx
+
+    def sampling_batch(self, seqs: list[Sequence]) -> SamplingBatch:
+        ps = [s.params for s in seqs]
+        return SamplingBatch(
+            temperature=self._tensor([p.temperature for p in ps], torch.float32),
+            top_p=self._tensor([p.top_p for p in ps], torch.float32),
+            top_k=self._tensor([p.top_k for p in ps], torch.int64),
+            seeds=self._tensor([s.seed for s in seqs], torch.int64),
+            positions=self._tensor([len(s) for s in seqs], torch.int64),
+            all_greedy=all(p.greedy for p in ps),
+            any_filter=any(p.top_k > 0 or p.top_p < 1 for p in ps if not p.greedy),
+        )
+
+    # ---- run ------------------------------------------------------------------------
+    @torch.inference_mode()
+    def run(self, seqs: list[Sequence], is_prefill: bool) -> StepOutput:
+        if is_prefill:
+            ids, pos, ctx, last = self.prepare_prefill(seqs)
+            with forward_context(ctx):
+                hidden = self.model(ids, pos)  # [T, H]
+            logits = self.model.compute_logits(hidden[self._tensor(last, torch.int64)])  # [B, V]
+            counts = ctx.expert_counts
+        elif self.graphs is not None and self.graphs.can_run(len(seqs)):
+            logits, counts = self.graphs.run(seqs)
+        else:
+            ids, pos, ctx = self.prepare_decode(seqs)
+            with forward_context(ctx):
+                hidden = self.model(ids, pos)
+            logits = self.model.compute_logits(hidden)
+            counts = ctx.expert_counts
+        tokens = sample(logits, self.sampling_batch(seqs))
+        return StepOutput(tokens.tolist(), counts.tolist() if counts is not None else None)

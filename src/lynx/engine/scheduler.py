@@ -1,0 +1,95 @@
+"""Continuous-batching scheduler: each step is either a prefill batch or a decode batch.
+
+Prefill and decode never mix, so a decode-only step is exactly the memory-bound
+iteration in which batch-aware routing applies (method.md, phase awareness). Requests
+join at any step; when the KV cache runs out, the most recently admitted running
+request is preempted (its blocks freed, to be recomputed later) so the others proceed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from lynx.engine.block_manager import BlockManager
+from lynx.engine.sequence import Sequence, SequenceStatus
+
+
+class Scheduler:
+    """Decides which sequences run in the next step, and in which phase."""
+
+    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int) -> None:
+        self.blocks = block_manager
+        self.max_num_seqs = max_num_seqs
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.waiting: deque[Sequence] = deque()
+        self.running: deque[Sequence] = deque()
+        self.num_preemptions = 0
+
+    def add(self, seq: Sequence) -> None:
+        self.waiting.append(seq)
+
+    def has_unfinished(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def schedule(self) -> tuple[list[Sequence], bool]:
+        """The next batch and whether it is a prefill batch. Empty when nothing can run."""
+        batch = self._schedule_prefill()
+        if batch:
+            return batch, True
+        return self._schedule_decode(), False
+
+    def _schedule_prefill(self) -> list[Sequence]:
+        batch: list[Sequence] = []
+        tokens = 0
+        while self.waiting and len(self.running) + len(batch) < self.max_num_seqs:
+            seq = self.waiting[0]
+            if tokens + len(seq) > self.max_num_batched_tokens or not self.blocks.can_allocate(seq):
+                break
+            self.waiting.popleft()
+            self.blocks.allocate(seq)
+            seq.status = SequenceStatus.RUNNING
+            tokens += len(seq)
+            batch.append(seq)
+        self.running.extend(batch)
+        return batch
+
+    def _schedule_decode(self) -> list[Sequence]:
+        batch: list[Sequence] = []
+        while self.running and len(batch) < self.max_num_seqs:
+            seq = self.running.popleft()
+            while not self.blocks.can_allocate(seq):
+                if self.running:
+                    self._preempt(self.running.pop())  # newest first: oldest keep progressing
+                else:
+                    self._preempt(seq)
+                    break
+            else:
+                self.blocks.allocate(seq)
+                batch.append(seq)
+        self.running.extendleft(reversed(batch))
+        return batch
+
+    def _preempt(self, seq: Sequence) -> None:
+        """Free ``seq``'s cache; it re-enters the queue first and is recomputed (prompt + output)."""
+        self.blocks.free_seq(seq)
+        seq.status = SequenceStatus.WAITING
+        seq.num_preemptions += 1
+        self.num_preemptions += 1
+        self.waiting.appendleft(seq)
+
+    def finish(self, seq: Sequence) -> None:
+        self.blocks.free_seq(seq)
+        seq.status = SequenceStatus.FINISHED
+        if seq in self.running:
+            self.running.remove(seq)
+
+    def abort(self, request_id: str) -> Sequence | None:
+        for queue in (self.waiting, self.running):
+            for seq in queue:
+                if seq.request_id == request_id:
+                    queue.remove(seq)
+                    self.blocks.free_seq(seq)
+                    seq.status = SequenceStatus.FINISHED
+                    seq.finish_reason = "abort"
+                    return seq
+        return None

@@ -1,0 +1,135 @@
+"""Self-attention over a paged KV cache.
+
+The cache of one layer is two tensors ``[num_blocks, block_size, Hkv, D]``; a sequence's
+tokens live in the blocks its block table lists. Prefill attends over the new tokens of
+each sequence (every prefill starts at position 0: no prefix caching); decode gathers each
+sequence's blocks and attends with a length mask, with static shapes so it can be
+captured in a CUDA graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lynx.context import get_context
+from lynx.layers.norm import RMSNorm
+from lynx.layers.rotary import RotaryEmbedding
+from lynx.models.config import ModelConfig
+
+
+def store_kv(
+    k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor
+) -> None:
+    """Write ``k, v [T, Hkv, D]`` into the cache slots ``slots [T]`` (flat block*bs+offset)."""
+    hkv, d = k.shape[1], k.shape[2]
+    k_cache.view(-1, hkv, d).index_copy_(0, slots, k)  # [num_blocks*bs, Hkv, D]
+    v_cache.view(-1, hkv, d).index_copy_(0, slots, v)
+
+
+def _window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None) -> torch.Tensor:
+    """Causal (and sliding-window) mask ``[Lq, Lk]``: True where a query may attend."""
+    diff = q_pos[:, None] - k_pos[None, :]  # [Lq, Lk]
+    mask = diff >= 0
+    if window is not None:
+        mask &= diff < window  # keys within the last `window` positions, self included
+    return mask
+
+
+def prefill_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: list[int], scale: float, window: int | None
+) -> torch.Tensor:
+    """Causal attention per sequence; ``q [T, Hq, D]``, ``k, v [T, Hkv, D]`` -> ``[T, Hq, D]``."""
+    out = torch.empty_like(q)
+    for start, end in zip(cu_seqlens[:-1], cu_seqlens[1:]):
+        qi = q[start:end].transpose(0, 1)  # [Hq, L, D]
+        ki = k[start:end].transpose(0, 1)  # [Hkv, L, D]
+        vi = v[start:end].transpose(0, 1)  # [Hkv, L, D]
+        length = end - start
+        if window is None or window >= length:
+            o = F.scaled_dot_product_attention(qi, ki, vi, is_causal=True, scale=scale, enable_gqa=True)
+        else:
+            pos = torch.arange(length, device=q.device)
+            mask = _window_mask(pos, pos, window)  # [L, L]
+            o = F.scaled_dot_product_attention(qi, ki, vi, attn_mask=mask, scale=scale, enable_gqa=True)
+        out[start:end] = o.transpose(0, 1)  # [L, Hq, D]
+    return out
+
+
+def decode_attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    context_lens: torch.Tensor,
+    scale: float,
+    window: int | None,
+) -> torch.Tensor:
+    """One query per sequence over its cached keys; ``q [B, Hq, D]`` -> ``[B, Hq, D]``."""
+    b, m = block_tables.shape
+    bs, hkv, d = k_cache.shape[1], k_cache.shape[2], k_cache.shape[3]
+    k = k_cache[block_tables].view(b, m * bs, hkv, d).transpose(1, 2)  # [B, Hkv, S, D]
+    v = v_cache[block_tables].view(b, m * bs, hkv, d).transpose(1, 2)  # [B, Hkv, S, D]
+    pos = torch.arange(m * bs, device=q.device)  # [S]
+    last = (context_lens.to(torch.int64) - 1)[:, None]  # [B, 1] position of the query
+    mask = pos[None, :] <= last  # [B, S]
+    if window is not None:
+        mask &= pos[None, :] > last - window
+    o = F.scaled_dot_product_attention(
+        q.unsqueeze(2), k, v, attn_mask=mask[:, None, None, :], scale=scale, enable_gqa=True
+    )  # [B, Hq, 1, D]
+    return o.squeeze(2)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with grouped KV heads, optional q/k norms and sliding window."""
+
+    def __init__(self, cfg: ModelConfig, layer_idx: int, rotary: RotaryEmbedding) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        self.q_size = self.num_heads * self.head_dim
+        self.kv_size = self.num_kv_heads * self.head_dim
+        self.scale = self.head_dim**-0.5
+        self.qkv_proj = nn.Linear(cfg.hidden_size, self.q_size + 2 * self.kv_size, bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(self.q_size, cfg.hidden_size, bias=cfg.o_bias)
+        self.qk_norm = cfg.qk_norm
+        if cfg.qk_norm == "head":
+            self.q_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps)
+            self.k_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps)
+        elif cfg.qk_norm == "full":
+            self.q_norm = RMSNorm(self.q_size, cfg.rms_norm_eps)
+            self.k_norm = RMSNorm(self.kv_size, cfg.rms_norm_eps)
+        self.clip_qkv = cfg.clip_qkv
+        self.window = cfg.sliding_window if cfg.layer_types[layer_idx] == "sliding_attention" else None
+        self.rotary = rotary
+        # Set by the model runner once the cache is allocated: [num_blocks, bs, Hkv, D] each.
+        self.k_cache = torch.empty(0)
+        self.v_cache = torch.empty(0)
+
+    def forward(self, positions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[0]
+        q, k, v = self.qkv_proj(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        if self.qk_norm == "full":  # OLMoE normalises over all heads before the split
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.clip_qkv is not None:
+            q, k, v = (z.clamp(-self.clip_qkv, self.clip_qkv) for z in (q, k, v))
+        q = q.view(t, self.num_heads, self.head_dim)  # [T, Hq, D]
+        k = k.view(t, self.num_kv_heads, self.head_dim)  # [T, Hkv, D]
+        v = v.view(t, self.num_kv_heads, self.head_dim)  # [T, Hkv, D]
+        if self.qk_norm == "head":  # Qwen3 normalises each head
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = self.rotary(positions, q, k)
+        ctx = get_context()
+        if self.k_cache.numel() and ctx.slot_mapping is not None:
+            store_kv(k, v, self.k_cache, self.v_cache, ctx.slot_mapping)
+        if ctx.is_prefill:
+            assert ctx.cu_seqlens is not None
+            o = prefill_attention(q, k, v, ctx.cu_seqlens, self.scale, self.window)
+        else:
+            assert ctx.block_tables is not None and ctx.context_lens is not None
+            o = decode_attention(
+                q, self.k_cache, self.v_cache, ctx.block_tables, ctx.context_lens, self.scale, self.window
+            )
+        return self.o_proj(o.reshape(t, self.q_size))  # [T, H]
