@@ -24,8 +24,8 @@ def topk_reference(rows: list[list[float]], k: int) -> list[list[int]]:
 def lynx_reference(rows: list[list[float]], k: int, alpha: float, beta: int) -> list[list[int]]:
     """LYNX (AffinityBinning) over one batch of valid tokens."""
     batch = len(rows)
-    if batch <= 1:  # "A batch of one token must route exactly as plain top-k does."
-        return topk_reference(rows, k)
+    if batch == 0:
+        return []
     n = len(rows[0])
     a = Fraction(alpha)
     # 1-2. affinity and bins, exactly
@@ -36,11 +36,12 @@ def lynx_reference(rows: list[list[float]], k: int, alpha: float, beta: int) -> 
     # 3. votes h = B**q and batch score s
     votes = [[Fraction(batch) ** q for q in row] for row in bins]
     s = [sum(votes[t][e] for t in range(batch)) for e in range(n)]
-    # 4-5. preference m, each token's top-k of m (ties -> lower index), union A
+    # 4-5. preference m, each token's top-k of m (ties -> the token's own ranking), union A
     active: set[int] = set()
-    for t in range(batch):
+    for t, z in enumerate(rows):
         m = [bins[t][e] + (s[e] - votes[t][e]) / batch for e in range(n)]
-        active.update(sorted(range(n), key=lambda e: (-m[e], e))[:k])
+        own = ranking(z)
+        active.update(sorted(range(n), key=lambda e: (-m[e], own.index(e)))[:k])
     # 6. remap: top-k of the original logits restricted to A
     return [[e for e in ranking(z) if e in active][:k] for z in rows]
 

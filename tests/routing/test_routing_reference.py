@@ -15,6 +15,7 @@ from lynx.routing.lynx import (
     preference_order_lexicographic,
     preference_order_packed,
 )
+from lynx.routing.scores import rank_experts
 
 from .cases import SETTINGS, Case, cases, make_logits, make_valid
 from .reference import (
@@ -83,8 +84,9 @@ def test_packed_and_lexicographic_orders_agree(case: Case) -> None:
     p = default_routing_params("lynx", case.num_experts, case.top_k) | case.params
     q = affinity_bins(case.logits, p["alpha"], p["beta"])
     valid = case.valid_mask()
-    packed = preference_order_packed(q, valid, valid.sum(), p["beta"])
-    lexi = preference_order_lexicographic(q, valid, p["beta"])
+    order, _ = rank_experts(case.logits)
+    packed = preference_order_packed(q, valid, valid.sum(), p["beta"], order)
+    lexi = preference_order_lexicographic(q, valid, p["beta"], order)
     assert torch.equal(packed[valid], lexi[valid])
 
 
@@ -99,6 +101,7 @@ def test_packed_key_exact_at_the_bound(beta: int) -> None:
     q[:, 0] = 0
     q[0, 3] = 0
     valid = torch.ones(rows, dtype=torch.bool)
-    packed = preference_order_packed(q, valid, valid.sum(), beta)
-    lexi = preference_order_lexicographic(q, valid, beta)
+    order = torch.randperm(6).expand(rows, 6)  # any per-token ranking
+    packed = preference_order_packed(q, valid, valid.sum(), beta, order)
+    lexi = preference_order_lexicographic(q, valid, beta, order)
     assert torch.equal(packed, lexi)

@@ -4,7 +4,7 @@ Steps (docs/method.md), for the ``B`` valid tokens of a batch:
 
 1. ``r = z - max_e z`` on the raw logits; 2. bin ``q = max(ceil(alpha * r), -beta)``;
 3. votes ``h = B ** q``, batch score ``s[e] = sum_t h[t, e]``; 4. preference
-``m = q + (s - h) / B``; 5. each token takes its top-k of ``m`` (ties -> lower index) and
+``m = q + (s - h) / B``; 5. each token takes its top-k of ``m`` (ties -> its own ranking) and
 ``A`` is the union; 6. each token takes the top-k of its own ranking restricted to ``A``.
 
 Exact arithmetic. In floating point ``B ** -beta`` is tiny next to ``q`` and lost votes
@@ -24,9 +24,10 @@ the expert in bin ``j``. Digits below the base make this a base-``B`` numeral, s
 by ``m`` is ordering lexicographically by ``(q, c_0, c_-1, ..., c_-beta)``; we do that with
 ``beta + 2`` stable sorts (least significant key first). Both paths give identical results.
 
-Batch of one: with ``B = 1`` step 5 would pick the lowest indices among a token's tied
-bins, not its top-k; method.md requires a lone token to route exactly as plain top-k, so
-``B == 1`` takes the plain top-k set (selected with ``torch.where``, no branch on data).
+Ties in ``m`` (same bin, same votes from the rest of the batch) go to the expert the token
+itself ranks higher. That is the token's own preference, not an arbitrary index order, and
+it makes a batch of one (``m = q``, monotone in the logit) route exactly as plain top-k,
+as method.md requires, without a special case.
 """
 
 from __future__ import annotations
@@ -58,20 +59,23 @@ def packed_key_fits(num_rows: int, beta: int) -> bool:
 
 
 def preference_order_packed(
-    q: torch.Tensor, valid: torch.Tensor, batch: torch.Tensor, beta: int
+    q: torch.Tensor, valid: torch.Tensor, batch: torch.Tensor, beta: int, order: torch.Tensor
 ) -> torch.Tensor:
-    """Each token's experts by descending ``m`` (ties -> lower index), via the int64 key.
+    """Each token's experts by descending ``m`` (ties -> own ranking), via the int64 key.
 
-    ``q``: [T, N] bins; ``valid``: [T] bool; ``batch``: 0-dim int64, the valid row count B.
+    ``q``: [T, N] bins; ``valid``: [T] bool; ``batch``: 0-dim int64, the valid row count B;
+    ``order``: [T, N] each token's experts, best first.
     """
     votes = torch.pow(batch, q + beta) * valid.unsqueeze(-1)  # h' [T, N]; padding: 0
     total = votes.sum(dim=0, keepdim=True)  # s' [1, N]
     pref = q * batch.pow(beta + 1) + (total - votes)  # m' [T, N]
-    return torch.sort(pref, dim=-1, descending=True, stable=True).indices  # [T, N]
+    # Stable sort over columns already in the token's own order: ties keep that order.
+    idx = torch.sort(pref.gather(-1, order), dim=-1, descending=True, stable=True).indices  # [T, N]
+    return order.gather(-1, idx)  # [T, N] expert ids
 
 
 def preference_order_lexicographic(
-    q: torch.Tensor, valid: torch.Tensor, beta: int
+    q: torch.Tensor, valid: torch.Tensor, beta: int, order: torch.Tensor
 ) -> torch.Tensor:
     """Same order as :func:`preference_order_packed`, with no powers of ``B`` (no overflow)."""
     t, n = q.shape
@@ -80,7 +84,7 @@ def preference_order_lexicographic(
     own = own.to(torch.int64)
     others = own.sum(dim=0, keepdim=True) - own  # c_j [T, N, beta+1]
     keys = [q] + [others[..., j] for j in range(beta + 1)]  # most significant first
-    perm = torch.arange(n, device=q.device).expand(t, n)  # [T, N]; index order breaks ties
+    perm = order  # [T, N]; the token's own ranking breaks ties
     for key in reversed(keys):  # LSD radix: stable sorts, least significant key first
         step = torch.sort(key.gather(-1, perm), dim=-1, descending=True, stable=True)
         perm = perm.gather(-1, step.indices)  # [T, N]
@@ -105,10 +109,10 @@ def lynx_choose(
     q = affinity_bins(logits, alpha, beta)  # [T, N]
     batch = valid.sum()  # [] int64: B counts valid rows only, so padding changes nothing
     if packed_key_fits(t, beta):  # static: T and beta are Python ints
-        pref_order = preference_order_packed(q, valid, batch, beta)  # [T, N]
+        pref_order = preference_order_packed(q, valid, batch, beta, order)  # [T, N]
     else:
-        pref_order = preference_order_lexicographic(q, valid, beta)  # [T, N]
-    picks = torch.where(batch == 1, order[:, :top_k], pref_order[:, :top_k])  # [T, k]
+        pref_order = preference_order_lexicographic(q, valid, beta, order)  # [T, N]
+    picks = pref_order[:, :top_k]  # [T, k]
     active = active_expert_mask(picks, valid, n)  # A: [N] bool
     # Remap: experts in A first, each group in the token's own order; take k.
     key = rank + n * (~active).to(torch.int64)  # [T, N], distinct per row
