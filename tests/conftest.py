@@ -15,14 +15,22 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 @pytest.fixture(scope="session")
 def checkpoint_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """``factory(variant_name)`` -> checkpoint dir, cached for the session."""
-    from lynx.testing import build_variant
+    """``factory(variant_name)`` -> checkpoint dir, cached for the session.
+
+    Names are :data:`lynx.testing.checkpoints.VARIANTS` keys; a ``-sharded`` suffix saves
+    the same checkpoint in several shards with a ``model.safetensors.index.json``.
+    """
+    from lynx.testing.checkpoints import build_variant
 
     cache: dict[str, Path] = {}
 
     def make(name: str) -> Path:
         if name not in cache:
-            cache[name] = build_variant(name, tmp_path_factory.mktemp(name.replace("/", "_")))
+            out = tmp_path_factory.mktemp(name)
+            if name.endswith("-sharded"):
+                cache[name] = build_variant(name.removesuffix("-sharded"), out, max_shard_size="40KB")
+            else:
+                cache[name] = build_variant(name, out)
         return cache[name]
 
     return make

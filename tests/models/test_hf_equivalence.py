@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, GenerationConfig
 
 from lynx import LLM, SamplingParams
+from lynx.testing.checkpoints import VARIANTS as VARIANT_CONFIGS
 
 NEW_TOKENS = 8
 PROMPTS = [
@@ -21,21 +22,24 @@ PROMPTS = [
     [77],
 ]
 
-# Every architecture plus the config variants that exercise loader/attention details.
-VARIANTS = [
-    "qwen3-moe", "qwen2-moe", "mixtral", "olmoe", "qwen3", "qwen2", "llama",
-    "qwen3-tied", "qwen2-moe-sparse-step", "qwen2-sliding", "mixtral-sliding", "llama-rope-llama3",
-    "qwen3-moe-sharded",
-]
+# Every architecture plus the config variants that exercise loader/attention details
+# (tied embeddings, dense layers in MoE models, sliding windows, rope scalings, biases),
+# and a sharded checkpoint.
+VARIANTS = [*VARIANT_CONFIGS, "qwen3-moe-sharded", "qwen2-moe-sharded"]
 
 
 def hf_greedy(model_dir, prompt: list[int], n: int) -> list[int]:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     model.eval()
-    gen = GenerationConfig(do_sample=False, max_new_tokens=n, min_new_tokens=n, eos_token_id=None, pad_token_id=0)
+    # Generate exactly n tokens with no EOS handling at all (min_new_tokens would instead
+    # suppress the EOS logit and change the argmax; the model's own config would stop early).
+    model.generation_config.eos_token_id = None
+    gen = GenerationConfig(do_sample=False, max_new_tokens=n, eos_token_id=None, pad_token_id=None)
     with torch.no_grad():
         out = model.generate(torch.tensor([prompt]), generation_config=gen, attention_mask=torch.ones(1, len(prompt), dtype=torch.long))
-    return out[0, len(prompt):].tolist()
+    tokens = out[0, len(prompt):].tolist()
+    assert len(tokens) == n, "transformers stopped early"
+    return tokens
 
 
 @pytest.fixture(scope="module")
