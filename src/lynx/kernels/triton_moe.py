@@ -53,7 +53,7 @@ def gate_up_silu(
         routing.sorted_pair_ids, routing.block_expert, routing.num_slots, routing.num_pairs,
         hidden.stride(0), w13.stride(0), w13.stride(1), inter.stride(0),
         H=hidden_size, I=inter_size, TOP_K=top_k,
-        BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n1, BLOCK_K=cfg.block_k1, GRID_M=gm,
+        grid_m=gm, BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n1, BLOCK_K=cfg.block_k1,
         DOT_PRECISION=_dot_precision(hidden.dtype), num_warps=cfg.warps1, num_stages=cfg.stages1,
     )
     return inter
@@ -72,7 +72,7 @@ def down_weighted(
         routing.sorted_pair_ids, routing.block_expert, routing.num_slots, routing.num_pairs,
         inter.stride(0), w2.stride(0), w2.stride(1), pair_out.stride(0),
         H=hidden_size, I=inter_size,
-        BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n2, BLOCK_K=cfg.block_k2, GRID_M=gm,
+        grid_m=gm, BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n2, BLOCK_K=cfg.block_k2,
         DOT_PRECISION=_dot_precision(inter.dtype), num_warps=cfg.warps2, num_stages=cfg.stages2,
     )
     return pair_out

@@ -25,7 +25,8 @@ import triton.language as tl
 
 from lynx.kernels.moe_align import AlignedRouting, max_num_blocks
 
-_ONEHOT_ELEMS = 4096  # CHUNK * E_POW2 per one-hot tile: 32 int32 registers/thread at 4 warps
+ONEHOT_ELEMS = 4096  # default CHUNK * E_POW2 per one-hot tile: 32 int32 registers/thread at 4 warps
+_FILL = 1024  # slots written per iteration of the sentinel fill
 
 
 @triton.jit
@@ -39,7 +40,7 @@ def _onehot_chunk(ids_ptr, weights_ptr, p, num_pairs, experts, NUM_EXPERTS: tl.c
     return (ids[:, None] == experts[None, :]).to(tl.int32)  # [CHUNK, E_POW2]
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_pairs", "max_blocks", "max_slots"])
 def _moe_align_kernel(
     ids_ptr,  # [P] int64 expert ids, pair p = t*k + j
     weights_ptr,  # [P] float routing weights
@@ -53,14 +54,15 @@ def _moe_align_kernel(
     E_POW2: tl.constexpr,
     BLOCK_M: tl.constexpr,
     CHUNK: tl.constexpr,
+    FILL: tl.constexpr,
 ):
     experts = tl.arange(0, E_POW2)  # [E_POW2]
     chunk = tl.arange(0, CHUNK)  # [CHUNK]
 
     # 1) every slot starts as padding (sentinel = num_pairs)
-    for s0 in range(0, max_slots, CHUNK):
-        s = s0 + chunk
-        tl.store(sorted_ptr + s, tl.zeros([CHUNK], tl.int32) + num_pairs, mask=s < max_slots)
+    for s0 in range(0, max_slots, FILL):
+        s = s0 + tl.arange(0, FILL)
+        tl.store(sorted_ptr + s, tl.zeros([FILL], tl.int32) + num_pairs, mask=s < max_slots)
 
     # 2) per-expert pair counts
     counts = tl.zeros([E_POW2], tl.int32)
@@ -96,9 +98,17 @@ def _moe_align_kernel(
 
 
 def moe_align_triton(
-    topk_ids: torch.Tensor, topk_weights: torch.Tensor, num_experts: int, block_m: int
+    topk_ids: torch.Tensor,
+    topk_weights: torch.Tensor,
+    num_experts: int,
+    block_m: int,
+    onehot_elems: int = ONEHOT_ELEMS,
+    num_warps: int = 4,
 ) -> AlignedRouting:
-    """Block-aligned routing metadata on the device (one single-CTA launch, no sync)."""
+    """Block-aligned routing metadata on the device (one single-CTA launch, no sync).
+
+    ``onehot_elems``/``num_warps`` trade serial chunk steps against per-step work (tuning).
+    """
     num_pairs = topk_ids.numel()
     device = topk_ids.device
     max_blocks = max_num_blocks(num_pairs, num_experts, block_m)
@@ -106,10 +116,11 @@ def moe_align_triton(
     block_expert = torch.empty(max_blocks, dtype=torch.int32, device=device)
     num_slots = torch.empty(1, dtype=torch.int32, device=device)
     e_pow2 = max(16, triton.next_power_of_2(num_experts))
-    chunk = max(16, min(triton.next_power_of_2(max(num_pairs, max_blocks)), _ONEHOT_ELEMS // e_pow2))
+    chunk = max(16, min(triton.next_power_of_2(max(num_pairs, max_blocks)), onehot_elems // e_pow2))
     _moe_align_kernel[(1,)](
         topk_ids.reshape(-1).contiguous(), topk_weights.reshape(-1).contiguous(),
         sorted_pair_ids, block_expert, num_slots, num_pairs, max_blocks, max_blocks * block_m,
-        NUM_EXPERTS=num_experts, E_POW2=e_pow2, BLOCK_M=block_m, CHUNK=chunk, num_warps=4,
+        NUM_EXPERTS=num_experts, E_POW2=e_pow2, BLOCK_M=block_m, CHUNK=chunk, FILL=_FILL,
+        num_warps=num_warps,
     )
     return AlignedRouting(sorted_pair_ids, block_expert, num_slots, num_pairs, block_m)

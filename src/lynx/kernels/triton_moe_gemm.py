@@ -2,8 +2,8 @@
 
 Both grouped GEMMs walk the row blocks of :class:`~lynx.kernels.moe_align.AlignedRouting`:
 a block is ``BLOCK_M`` (token, slot) pairs of one expert, so a program loads that expert's
-weight tile once and multiplies every pair of the block with it. Grid = ``(GRID_M, n_tiles)``
-(static); program ``(m, n)`` handles blocks ``m, m + GRID_M, ...`` below the device-side
+weight tile once and multiplies every pair of the block with it. Grid = ``(grid_m, n_tiles)``
+(static); program ``(m, n)`` handles blocks ``m, m + grid_m, ...`` below the device-side
 block count, so unused blocks cost nothing and inactive experts are never read.
 
 * :func:`gate_up_silu_kernel`: ``inter[p] = silu(x_t @ Wg_e^T) * (x_t @ Wu_e^T)`` with gate
@@ -15,7 +15,7 @@ block count, so unused blocks cost nothing and inactive experts are never read.
 
 Rows are pair ids ``p = t*k + j``; padding rows (``p == P``) are masked on load and store.
 Inner dimensions ``H``/``I`` are constexpr: shapes are fixed per model, and it removes the
-K-loop masks when they divide ``BLOCK_K``.
+K-loop masks when ``BLOCK_K`` divides them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_pairs", "grid_m"])  # fewer recompiles across batch sizes
 def gate_up_silu_kernel(
     x_ptr,  # [T, H] model dtype, row stride stride_x, unit column stride
     w13_ptr,  # [E, 2I, H]: rows 0..I-1 gate, I..2I-1 up; unit stride along H
@@ -33,7 +33,8 @@ def gate_up_silu_kernel(
     num_pairs,
     stride_x, stride_we, stride_wn, stride_inter,
     H: tl.constexpr, I: tl.constexpr, TOP_K: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GRID_M: tl.constexpr,
+    grid_m,  # programs along M (loop stride); runtime so batch sizes share one compile
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
@@ -41,7 +42,7 @@ def gate_up_silu_kernel(
     n_ok = offs_n < I
     offs_k = tl.arange(0, BLOCK_K)  # [BK]
     num_blocks = tl.load(num_slots_ptr) // BLOCK_M
-    for block in range(pid_m, num_blocks, GRID_M):
+    for block in range(pid_m, num_blocks, grid_m):
         expert = tl.load(block_expert_ptr + block).to(tl.int64)
         pair = tl.load(sorted_ptr + block * BLOCK_M + tl.arange(0, BLOCK_M))  # [BM]
         row_ok = pair < num_pairs
@@ -53,10 +54,15 @@ def gate_up_silu_kernel(
         acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for k0 in range(0, H, BLOCK_K):
-            k_ok = offs_k < H - k0  # [BK]; all true when BLOCK_K divides H (folded away)
-            a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            wg = tl.load(g_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
-            wu = tl.load(u_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+            if H % BLOCK_K == 0:  # compile-time: no K mask, so loads stay 16-byte vectors
+                a = tl.load(a_ptrs, mask=row_ok[:, None], other=0.0)
+                wg = tl.load(g_ptrs, mask=n_ok[None, :], other=0.0)
+                wu = tl.load(u_ptrs, mask=n_ok[None, :], other=0.0)
+            else:
+                k_ok = offs_k < H - k0  # [BK]
+                a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+                wg = tl.load(g_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+                wu = tl.load(u_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
             acc_g = tl.dot(a, wg, acc_g, input_precision=DOT_PRECISION)
             acc_u = tl.dot(a, wu, acc_u, input_precision=DOT_PRECISION)
             a_ptrs += BLOCK_K
@@ -67,7 +73,7 @@ def gate_up_silu_kernel(
         tl.store(out_ptrs, h.to(inter_ptr.dtype.element_ty), mask=row_ok[:, None] & n_ok[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_pairs", "grid_m"])
 def down_weighted_kernel(
     inter_ptr,  # [P, I] model dtype
     w2_ptr,  # [E, H, I]; unit stride along I
@@ -77,7 +83,8 @@ def down_weighted_kernel(
     num_pairs,
     stride_inter, stride_we, stride_wn, stride_out,
     H: tl.constexpr, I: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GRID_M: tl.constexpr,
+    grid_m,  # programs along M (loop stride); runtime so batch sizes share one compile
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
@@ -85,7 +92,7 @@ def down_weighted_kernel(
     n_ok = offs_n < H
     offs_k = tl.arange(0, BLOCK_K)  # [BK]
     num_blocks = tl.load(num_slots_ptr) // BLOCK_M
-    for block in range(pid_m, num_blocks, GRID_M):
+    for block in range(pid_m, num_blocks, grid_m):
         expert = tl.load(block_expert_ptr + block).to(tl.int64)
         pair = tl.load(sorted_ptr + block * BLOCK_M + tl.arange(0, BLOCK_M))  # [BM]
         row_ok = pair < num_pairs
@@ -94,9 +101,13 @@ def down_weighted_kernel(
         w_ptrs = w2_ptr + expert * stride_we + offs_n[None, :] * stride_wn + offs_k[:, None]  # [BK, BN]
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for k0 in range(0, I, BLOCK_K):
-            k_ok = offs_k < I - k0  # [BK]
-            a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            w = tl.load(w_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+            if I % BLOCK_K == 0:  # compile-time, as in gate_up_silu_kernel
+                a = tl.load(a_ptrs, mask=row_ok[:, None], other=0.0)
+                w = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
+            else:
+                k_ok = offs_k < I - k0  # [BK]
+                a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+                w = tl.load(w_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
             acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
             a_ptrs += BLOCK_K
             w_ptrs += BLOCK_K
@@ -119,9 +130,8 @@ def sum_topk_kernel(
     acc = tl.zeros((BLOCK_H,), dtype=tl.float32)
     for j in tl.static_range(TOP_K):
         pair = token * TOP_K + j
-        # dropped pairs (weight 0) were never computed; the weight is loaded as a broadcast
-        # vector because the interpreter cannot AND a scalar into a block mask
-        kept = tl.load(weights_ptr + pair + 0 * offs) != 0  # [BH]
-        val = tl.load(pair_out_ptr + pair * H + offs, mask=ok & kept, other=0.0)  # [BH]
-        acc += val
+        # rows of dropped pairs (weight 0) were never written: select, don't multiply (NaN * 0)
+        kept = tl.load(weights_ptr + pair) != 0
+        val = tl.load(pair_out_ptr + pair * H + offs, mask=ok, other=0.0)  # [BH]
+        acc += tl.where(kept, val, 0.0)
     tl.store(out_ptr + token * H + offs, acc.to(out_ptr.dtype.element_ty), mask=ok)
