@@ -12,9 +12,12 @@ and the shapes are fixed per model anyway):
 * narrow N tiles (32 gate+up columns, 64 down columns) with ``BLOCK_K = 128``: about
   8-16 KiB of weights per pipeline stage and 24-32 tiles per expert, so even 8 active
   experts give ~200-250 CTAs.
-* a persistent M loop: the grid's M extent is capped near ``ctas_per_sm * SMs / n_tiles``
+* a persistent M loop: the grid's M extent is capped at ``ctas_per_sm * SMs / n_tiles``
   and each program strides over the real blocks (count read on the device), so the static
-  worst-case grid does not launch thousands of programs that only check and exit.
+  worst-case grid does not launch thousands of programs that only check and exit. The cap
+  rounds down and ``ctas_per_sm`` (2) stays within the CTAs an SM can hold at once (the
+  default tiles use ~60 KiB of shared memory, 3 fit): a second partial wave of programs,
+  each looping over as many blocks as the first, would double the time.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class TritonMoEConfig:
     block_k2: int = 128  # down kernel: reduction tile over I
     warps2: int = 4
     stages2: int = 4
-    ctas_per_sm: int = 4  # persistent M-grid target; 0 = one program per possible block
+    ctas_per_sm: int = 2  # persistent M-grid: programs per SM; 0 = one program per possible block
     block_h_sum: int = 1024  # top-k sum kernel: columns of H per program
 
     def with_(self, **changes: int) -> "TritonMoEConfig":
@@ -67,5 +70,5 @@ def grid_m(max_blocks: int, n_tiles: int, num_sms: int, ctas_per_sm: int) -> int
     """M extent of a kernel's grid: enough programs to fill the GPU, never more than blocks."""
     if ctas_per_sm <= 0:
         return max_blocks
-    want = -(-ctas_per_sm * num_sms // max(1, n_tiles))  # ceil division
+    want = ctas_per_sm * num_sms // max(1, n_tiles)  # floor: never more than one wave
     return max(1, min(max_blocks, want))
