@@ -45,6 +45,7 @@ class Part:
         import torch
 
         self.args, self.torch = args, torch
+        torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 reference must be real fp32
         self.dry = args.dry_run
         self.device = torch.device(args.device)
         self.shapes = TINY if self.dry else FULL

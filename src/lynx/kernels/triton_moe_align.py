@@ -49,7 +49,7 @@ def _moe_align_kernel(
     num_slots_ptr,  # [1] int32 out
     num_pairs,
     max_blocks,
-    max_slots,  # max_blocks * BLOCK_M (passed: the interpreter cannot loop to a computed bound)
+    max_slots,  # max_blocks * BLOCK_M
     NUM_EXPERTS: tl.constexpr,
     E_POW2: tl.constexpr,
     BLOCK_M: tl.constexpr,
