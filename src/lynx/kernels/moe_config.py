@@ -17,7 +17,8 @@ and the shapes are fixed per model anyway):
   worst-case grid does not launch thousands of programs that only check and exit. The cap
   rounds down and ``ctas_per_sm`` (2) stays within the CTAs an SM can hold at once (the
   default tiles use ~60 KiB of shared memory, 3 fit): a second partial wave of programs,
-  each looping over as many blocks as the first, would double the time.
+  each looping over as many blocks as the first, would double the time. Shapes with many
+  N tiles (Mixtral) skip persistence, see :func:`grid_m`.
 """
 
 from __future__ import annotations
@@ -67,8 +68,13 @@ def default_config(num_tokens: int, hidden_size: int, intermediate_size: int) ->
 
 
 def grid_m(max_blocks: int, n_tiles: int, num_sms: int, ctas_per_sm: int) -> int:
-    """M extent of a kernel's grid: enough programs to fill the GPU, never more than blocks."""
-    if ctas_per_sm <= 0:
+    """M extent of a kernel's grid: one wave of programs, never more than blocks.
+
+    When the N tiles alone fill a quarter of the wave (e.g. Mixtral's I = 14336: 448 tiles)
+    a persistent grid would hand each program many blocks in a row and leave a ragged last
+    wave; one program per possible block is then better, and its dead programs are few.
+    """
+    wave = ctas_per_sm * num_sms
+    if ctas_per_sm <= 0 or 4 * n_tiles >= wave:
         return max_blocks
-    want = ctas_per_sm * num_sms // max(1, n_tiles)  # floor: never more than one wave
-    return max(1, min(max_blocks, want))
+    return max(1, min(max_blocks, wave // n_tiles))  # floor: never more than one wave
