@@ -9,6 +9,7 @@ from lynx.errors import LynxError
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+LOAD_FORMATS = ("auto", "dummy")
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ class EngineConfig:
     enforce_eager: bool = False
     seed: int = 0
     record_stats: bool = True
+    load_format: str = "auto"  # "auto": read the checkpoint; "dummy": random weights (timing only)
 
     def __post_init__(self) -> None:
         def check(ok: bool, msg: str) -> None:
@@ -51,3 +53,4 @@ class EngineConfig:
         check(self.kv_cache_bytes > 0, f"kv_cache_bytes must be > 0, got {self.kv_cache_bytes}")
         check(self.num_kv_blocks is None or self.num_kv_blocks >= 1, f"num_kv_blocks must be >= 1, got {self.num_kv_blocks}")
         check(isinstance(self.routing_params, dict), "routing_params must be a dict")
+        check(self.load_format in LOAD_FORMATS, f"load_format must be one of {LOAD_FORMATS}, got {self.load_format!r}")

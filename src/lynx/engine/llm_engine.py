@@ -54,10 +54,25 @@ def load_tokenizer(model_dir: Path) -> Any:
         raise CheckpointError(f"cannot load the tokenizer from {model_dir}: {e}") from None
 
 
-def _eos_ids(model_dir: Path, model_cfg: ModelConfig, tokenizer: Any) -> set[int]:
+def _resolve_checkpoint(config: EngineConfig) -> tuple[Path | None, dict[str, Any]]:
+    """(checkpoint dir or None for a preset, raw config dict) for ``config.model``."""
+    from lynx.embedded import resolve_model
+    from lynx.models.presets import is_preset, preset_config
+
+    if is_preset(config.model) and not Path(config.model).exists():
+        if config.load_format != "dummy":
+            raise LynxError(
+                f"{config.model!r} is a shape preset without weights: use load_format='dummy' to time it"
+            )
+        return None, preset_config(config.model)
+    model_dir = resolve_model(config.model)
+    return model_dir, load_config_dict(model_dir)
+
+
+def _eos_ids(model_dir: Path | None, model_cfg: ModelConfig, tokenizer: Any) -> set[int]:
     ids = set(model_cfg.eos_token_ids)
-    gen = model_dir / "generation_config.json"
-    if gen.is_file():
+    gen = model_dir / "generation_config.json" if model_dir else None
+    if gen is not None and gen.is_file():
         eos = json.loads(gen.read_text()).get("eos_token_id")
         ids.update(eos if isinstance(eos, list) else [] if eos is None else [eos])
     if tokenizer is not None and tokenizer.eos_token_id is not None:
@@ -69,11 +84,9 @@ class LLMEngine:
     """Continuous-batching engine over one model: ``add_request``, ``step``, ``abort``."""
 
     def __init__(self, config: EngineConfig) -> None:
-        from lynx.embedded import resolve_model
-
         self.config = config
-        self.model_dir = resolve_model(config.model)
-        self.model_config = parse_model_config(load_config_dict(self.model_dir))
+        self.model_dir, raw = _resolve_checkpoint(config)
+        self.model_config = parse_model_config(raw)
         moe = self.model_config.moe
         routing = RoutingConfig(config.routing, dict(config.routing_params))
         params = routing.resolve(moe.num_experts, moe.top_k) if moe else {}
@@ -84,7 +97,7 @@ class LLMEngine:
         if config.max_model_len is not None and config.max_model_len > limit:
             raise LynxError(f"max_model_len {config.max_model_len} exceeds the model's max_position_embeddings {limit}")
         self.max_model_len = config.max_model_len or min(limit, 8192)
-        self.tokenizer = load_tokenizer(self.model_dir)
+        self.tokenizer = self._tokenizer()
         self.eos_ids = _eos_ids(self.model_dir, self.model_config, self.tokenizer)
         self.runner = ModelRunner(config, self.model_config, self.model_dir, self.device, self.dtype, self.max_model_len)
         if self.runner.num_blocks < 1:
@@ -96,8 +109,21 @@ class LLMEngine:
         self._ids = itertools.count()
         self._rng = random.Random(config.seed)
 
+    def _tokenizer(self) -> Any:
+        """The checkpoint's tokenizer; dummy-weight runs may go without one (token ids only)."""
+        if self.model_dir is None:
+            return None
+        try:
+            return load_tokenizer(self.model_dir)
+        except CheckpointError:
+            if self.config.load_format == "dummy":
+                return None
+            raise
+
     # ---- requests -----------------------------------------------------------------
     def tokenize(self, prompt: str) -> list[int]:
+        if self.tokenizer is None:
+            raise RequestError("this model has no tokenizer: pass prompts as lists of token ids")
         return list(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
     def add_request(
@@ -195,6 +221,8 @@ class LLMEngine:
                 seq.finish_reason = "stop"
 
     def _decode(self, seq: Sequence) -> str:
+        if self.tokenizer is None:
+            return ""
         return self.tokenizer.decode(seq.output_token_ids, skip_special_tokens=True)
 
     def output(self, seq: Sequence) -> RequestOutput:

@@ -33,13 +33,14 @@ class StepOutput:
 class ModelRunner:
     """Model + KV cache on one device."""
 
-    def __init__(self, cfg: EngineConfig, model_cfg: ModelConfig, model_dir: Path,
+    def __init__(self, cfg: EngineConfig, model_cfg: ModelConfig, model_dir: Path | None,
                  device: torch.device, dtype: torch.dtype, max_model_len: int) -> None:
         self.cfg, self.model_cfg = cfg, model_cfg
         self.device, self.dtype = device, dtype
         self.max_model_len = max_model_len
         self.block_size = cfg.block_size
-        self.model = load_model(model_dir, model_cfg, device, dtype, max_len=max_model_len)
+        self.model = load_model(model_dir, model_cfg, device, dtype, max_len=max_model_len,
+                                load_format=cfg.load_format, seed=cfg.seed)
         self.num_moe_layers = model_cfg.num_moe_layers if model_cfg.is_moe else 0
         self.routing_policy, self.routing_params = cfg.routing, dict(cfg.routing_params)
         self.num_blocks = self._decide_num_blocks()

@@ -200,10 +200,18 @@ def _check_complete(model: DecoderForCausalLM, params: dict[str, torch.Tensor], 
 
 
 def load_model(
-    model_dir: Path, cfg: ModelConfig, device: torch.device, dtype: torch.dtype, max_len: int | None = None
+    model_dir: Path | None, cfg: ModelConfig, device: torch.device, dtype: torch.dtype,
+    max_len: int | None = None, load_format: str = "auto", seed: int = 0,
 ) -> DecoderForCausalLM:
-    """Build the model on the meta device, allocate it once on ``device`` and load it."""
-    checkpoint_files(model_dir)  # fail on a missing shard before allocating anything
+    """Build the model on the meta device, allocate it once on ``device`` and load it.
+
+    ``load_format="dummy"`` fills random weights with calibrated routers instead of
+    reading a checkpoint (:mod:`lynx.models.dummy`); ``model_dir`` may then be None.
+    """
+    if load_format == "auto":
+        if model_dir is None:
+            raise CheckpointError("a checkpoint directory is required unless load_format='dummy'")
+        checkpoint_files(model_dir)  # fail on a missing shard before allocating anything
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -214,5 +222,11 @@ def load_model(
     model = model.to_empty(device=device)
     model.tie_weights()  # to_empty gives every parameter its own storage
     model.rotary.reset_tables()
-    load_weights(model, model_dir)
+    if load_format == "dummy":
+        from lynx.models.dummy import init_dummy_weights
+
+        init_dummy_weights(model, seed)
+    else:
+        assert model_dir is not None
+        load_weights(model, model_dir)
     return model.eval().requires_grad_(False)
