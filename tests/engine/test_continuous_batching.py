@@ -130,3 +130,19 @@ def test_metrics_and_step_stats(moe_path):
     stats = llm.stats()
     assert stats["num_decode_steps"] == 4 and stats["routing"] == "lynx"
     assert set(stats["routing_params"]) == {"alpha", "beta"}
+
+
+def test_set_routing_switches_policy_without_reload(moe_path):
+    llm = LLM(str(moe_path), device="cpu", dtype="float32")
+    prompts = [[i + 2, i + 3] for i in range(8)]
+    params = SamplingParams(max_tokens=4, temperature=0, ignore_eos=True)
+    llm.generate(prompts, params)
+    assert llm.stats()["mean_active_experts_after"] == llm.stats()["mean_active_experts_before"]
+    llm.set_routing("lynx", alpha=2.0)
+    llm.reset_stats()
+    llm.generate(prompts, params)
+    stats = llm.stats()
+    assert stats["routing"] == "lynx" and stats["routing_params"]["alpha"] == 2.0 and "beta" in stats["routing_params"]
+    assert stats["mean_active_experts_after"] <= stats["mean_active_experts_before"]
+    with pytest.raises(Exception, match="k0"):
+        llm.set_routing("lynx", k0=3)

@@ -80,6 +80,10 @@ class LLM:
             self.engine.release(rid)
         return [finished[rid] for rid in order]
 
+    def set_routing(self, routing: str, **params: Any) -> None:
+        """Switch the decode routing policy without reloading the weights."""
+        self.engine.set_routing(routing, **params)
+
     def stats(self) -> dict[str, Any]:
         """Routing and step figures since creation or the last :meth:`reset_stats`."""
         return self.engine.stats()

@@ -87,10 +87,7 @@ class LLMEngine:
         self.config = config
         self.model_dir, raw = _resolve_checkpoint(config)
         self.model_config = parse_model_config(raw)
-        moe = self.model_config.moe
-        routing = RoutingConfig(config.routing, dict(config.routing_params))
-        params = routing.resolve(moe.num_experts, moe.top_k) if moe else {}
-        config.routing_params = params
+        config.routing_params = self._resolve_routing(config.routing, config.routing_params)
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.model_config, self.device)
         limit = self.model_config.max_position_embeddings
@@ -108,6 +105,17 @@ class LLMEngine:
         self.step_stats: list[StepStats] = []
         self._ids = itertools.count()
         self._rng = random.Random(config.seed)
+
+    def _resolve_routing(self, policy: str, params: dict[str, Any]) -> dict[str, Any]:
+        moe = self.model_config.moe
+        routing = RoutingConfig(policy, dict(params))
+        return routing.resolve(moe.num_experts, moe.top_k, self.model_config.architecture) if moe else {}
+
+    def set_routing(self, policy: str, **params: Any) -> None:
+        """Switch the decode routing policy of the loaded model (re-captures CUDA graphs)."""
+        resolved = self._resolve_routing(policy, params)
+        self.config.routing, self.config.routing_params = policy, resolved
+        self.runner.set_routing(policy, resolved)
 
     def _tokenizer(self) -> Any:
         """The checkpoint's tokenizer; dummy-weight runs may go without one (token ids only)."""

@@ -49,6 +49,13 @@ class ModelRunner:
         if device.type == "cuda" and not cfg.enforce_eager:
             self.graphs = DecodeGraphs(self, max_batch=cfg.max_num_seqs)
 
+    def set_routing(self, policy: str, params: dict) -> None:
+        self.routing_policy, self.routing_params = policy, dict(params)
+        if self.graphs is not None:  # the policy is baked into the captured graphs
+            self.graphs = None
+            torch.cuda.empty_cache()
+            self.graphs = DecodeGraphs(self, max_batch=self.cfg.max_num_seqs)
+
     # ---- memory -------------------------------------------------------------------
     @property
     def bytes_per_block(self) -> int:
