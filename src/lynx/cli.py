@@ -138,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true")
     ins.set_defaults(func=cmd_inspect)
 
+    bench = sub.add_parser("bench", help="benchmarks (decode step time vs roofline)",
+                           description="Benchmarks that run on the GPU and print a table plus JSON.")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    dec = bench_sub.add_parser("decode", help="decode-step time per routing policy and batch size",
+                               description="Time CUDA-graph decode steps for each routing policy and batch size "
+                                           "and compare with the bytes each step must read over measured HBM bandwidth.")
+    from lynx.bench.decode import add_decode_arguments, run_decode_bench
+
+    add_decode_arguments(dec)
+    dec.set_defaults(func=lambda a: (run_decode_bench(a), 0)[1])
+
     try:
         from lynx.eval.runner import add_eval_arguments, run_eval
     except ImportError:  # pragma: no cover - eval is part of the package

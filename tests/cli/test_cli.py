@@ -60,3 +60,17 @@ def test_help(argv, capsys):
         main(argv)
     assert e.value.code == 0
     assert "usage: lynx" in capsys.readouterr().out
+
+
+def test_bench_decode_on_cpu(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "decode", "--model", "tiny-moe", "--device", "cpu", "--batch", "1,4",
+                 "--decode-steps", "5", "--prompt-len", "6", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = {(r["routing"], r["batch"]): r for r in result["rows"]}
+    assert set(rows) == {(p, b) for p in ("topk", "lynx", "oea") for b in (1, 4)}
+    assert rows[("topk", 4)]["active_experts_after"] == rows[("topk", 4)]["active_experts_before"]
+    assert rows[("lynx", 4)]["expert_bytes_per_step"] <= rows[("topk", 4)]["expert_bytes_per_step"]
+    # Batch of one: every policy is top-k.
+    assert rows[("lynx", 1)]["active_experts_after"] == rows[("topk", 1)]["active_experts_after"] == 4
+    assert "x floor" in capsys.readouterr().out

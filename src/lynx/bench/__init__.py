@@ -1,0 +1,1 @@
+"""Benchmarks: decode-step time vs the memory roofline (``lynx bench decode``)."""
