@@ -5,19 +5,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lynx.kernels.rmsnorm import rms_norm
+
 
 class RMSNorm(nn.Module):
-    """``weight * x / sqrt(mean(x^2) + eps)`` over the last dimension."""
+    """``weight * x / sqrt(mean(x^2) + eps)`` over the last dimension.
+
+    ``forward(x, residual)`` first adds ``residual`` (the pre-norm block's residual
+    stream) and returns ``(normed, x + residual)``: one fused kernel on the GPU.
+    """
 
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x32 = x.float()
-        # Normalise in float32 (bf16 variance loses too much), cast back before the scale,
-        # exactly as the Hugging Face models do, so float32 runs match them bit for bit.
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(dtype)
+    def forward(
+        self, x: torch.Tensor, residual: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        out, new_residual = rms_norm(x, self.weight, self.eps, residual)
+        if residual is None:
+            return out
+        assert new_residual is not None
+        return out, new_residual

@@ -32,9 +32,18 @@ class DecoderLayer(nn.Module):
         else:
             self.mlp = GatedMLP(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act, cfg.mlp_bias)
 
-    def forward(self, positions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(positions, self.input_layernorm(x))  # [T, H]
-        return x + self.mlp(self.post_attention_layernorm(x))  # [T, H]
+    def forward(
+        self, positions: torch.Tensor, x: torch.Tensor, residual: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` is the previous block's output, ``residual`` the stream before it (None at
+        layer 0); adding them is fused into this layer's first norm."""
+        if residual is None:
+            residual, h = x, self.input_layernorm(x)  # [T, H]
+        else:
+            h, residual = self.input_layernorm(x, residual)  # [T, H] each
+        h = self.self_attn(positions, h)
+        h, residual = self.post_attention_layernorm(h, residual)
+        return self.mlp(h), residual  # [T, H] each
 
 
 class DecoderForCausalLM(nn.Module):
@@ -66,9 +75,10 @@ class DecoderForCausalLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         x = self.embed_tokens(input_ids)  # [T, H]
+        residual: torch.Tensor | None = None
         for layer in self.layers:
-            x = layer(positions, x)
-        return self.norm(x)  # [T, H]
+            x, residual = layer(positions, x, residual)
+        return self.norm(x, residual)[0]  # [T, H]
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden).float()  # [B, V]

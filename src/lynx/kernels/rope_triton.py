@@ -1,0 +1,68 @@
+"""Triton kernel: optional per-head RMSNorm then rotary embedding, q and k in one launch."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _qk_norm_rope_kernel(
+    q_ptr, k_ptr, qo_ptr, ko_ptr, pos_ptr, cos_ptr, sin_ptr, qw_ptr, kw_ptr,
+    q_stride_t, q_stride_h, k_stride_t, k_stride_h, qo_stride_t, ko_stride_t, table_stride,
+    HQ: tl.constexpr, D: tl.constexpr, eps, NORM: tl.constexpr,
+):
+    t = tl.program_id(0).to(tl.int64)
+    h = tl.program_id(1)  # 0..HQ-1: a query head; HQ..: a key head
+    half = tl.arange(0, D // 2)
+    is_q = h < HQ
+    if is_q:
+        src = q_ptr + t * q_stride_t + h * q_stride_h
+        dst = qo_ptr + t * qo_stride_t + h * D
+        w_ptr = qw_ptr
+    else:
+        src = k_ptr + t * k_stride_t + (h - HQ) * k_stride_h
+        dst = ko_ptr + t * ko_stride_t + (h - HQ) * D
+        w_ptr = kw_ptr
+    x1 = tl.load(src + half)
+    x2 = tl.load(src + D // 2 + half)
+    dtype = x1.dtype
+    if NORM:  # as the unfused model: normalise in fp32, cast, scale by the weight
+        a = x1.to(tl.float32)
+        b = x2.to(tl.float32)
+        inv = tl.rsqrt((tl.sum(a * a, axis=0) + tl.sum(b * b, axis=0)) / D + eps)
+        w1 = tl.load(w_ptr + half).to(tl.float32)
+        w2 = tl.load(w_ptr + D // 2 + half).to(tl.float32)
+        x1 = (w1 * (a * inv).to(dtype).to(tl.float32)).to(dtype)
+        x2 = (w2 * (b * inv).to(dtype).to(tl.float32)).to(dtype)
+    pos = tl.load(pos_ptr + t).to(tl.int64)
+    c1 = tl.load(cos_ptr + pos * table_stride + half)
+    c2 = tl.load(cos_ptr + pos * table_stride + D // 2 + half)
+    s1 = tl.load(sin_ptr + pos * table_stride + half)
+    s2 = tl.load(sin_ptr + pos * table_stride + D // 2 + half)
+    a = x1.to(tl.float32)
+    b = x2.to(tl.float32)
+    tl.store(dst + half, (a * c1 - b * s1).to(dtype))
+    tl.store(dst + D // 2 + half, (b * c2 + a * s2).to(dtype))
+
+
+def qk_norm_rope_triton(
+    q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, cos_table: torch.Tensor, sin_table: torch.Tensor,
+    q_weight: torch.Tensor | None = None, k_weight: torch.Tensor | None = None, eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``q [T, Hq, D]``, ``k [T, Hkv, D]`` (strided views are fine) -> new contiguous q, k."""
+    t, hq, d = q.shape
+    hkv = k.shape[1]
+    assert q.stride(-1) == 1 and k.stride(-1) == 1 and cos_table.stride(-1) == 1
+    q_out = torch.empty((t, hq, d), dtype=q.dtype, device=q.device)
+    k_out = torch.empty((t, hkv, d), dtype=k.dtype, device=k.device)
+    norm = q_weight is not None and k_weight is not None
+    if t:
+        _qk_norm_rope_kernel[(t, hq + hkv)](
+            q, k, q_out, k_out, positions, cos_table, sin_table,
+            q_weight if norm else q, k_weight if norm else k,
+            q.stride(0), q.stride(1), k.stride(0), k.stride(1), q_out.stride(0), k_out.stride(0),
+            cos_table.stride(0), HQ=hq, D=d, eps=eps, NORM=norm, num_warps=1,
+        )
+    return q_out, k_out
