@@ -36,16 +36,24 @@ class DecodeGraphs:
         b = self.buckets[-1]
         dev = runner.device
         self.width = -(-runner.max_model_len // runner.block_size)  # block-table columns
-        self.input_ids = torch.zeros(b, dtype=torch.int64, device=dev)
-        self.positions = torch.zeros(b, dtype=torch.int64, device=dev)
-        self.slot_mapping = torch.full((b,), runner.trash_slot, dtype=torch.int64, device=dev)
-        self.block_tables = torch.zeros(b, self.width, dtype=torch.int32, device=dev)
-        self.context_lens = torch.ones(b, dtype=torch.int32, device=dev)
+        # Inputs live in two static device buffers filled from pinned host mirrors with
+        # one copy each per step: [ids | positions | slots] int64, [context lens | tables] int32.
+        self.host64 = torch.zeros(3 * b, dtype=torch.int64, pin_memory=True)
+        self.host32 = torch.zeros(b * (1 + self.width), dtype=torch.int32, pin_memory=True)
+        self.np64, self.np32 = self.host64.numpy(), self.host32.numpy()
+        self.dev64 = torch.zeros(3 * b, dtype=torch.int64, device=dev)
+        self.dev32 = torch.zeros(b * (1 + self.width), dtype=torch.int32, device=dev)
+        self.input_ids, self.positions, self.slot_mapping = self.dev64.view(3, b)  # [b] each
+        self.context_lens = self.dev32[:b]  # [b]
+        self.block_tables = self.dev32[b:].view(b, self.width)  # [b, width]
         self.valid = torch.zeros(b, dtype=torch.bool, device=dev)
         self.expert_counts = runner._new_stats()
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.logits: dict[int, torch.Tensor] = {}
         self.pool = None
+        self.max_batch = b
+        self.context_lens.fill_(1)
+        self.slot_mapping.fill_(runner.trash_slot)
         self._capture_all()
 
     def can_run(self, n: int) -> bool:
@@ -80,23 +88,25 @@ class DecodeGraphs:
         torch.cuda.synchronize(self.runner.device)
 
     def run(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Fill the static inputs for ``seqs`` and replay their bucket's graph."""
+        """Stage the inputs of ``seqs`` and replay their bucket's graph."""
         n = len(seqs)
         b = next(x for x in self.buckets if x >= n)
-        ids, pos, ctx = self.runner.prepare_decode(seqs, width=self.width)
-        self.input_ids[:n].copy_(ids)
-        self.positions[:n].copy_(pos)
-        assert ctx.slot_mapping is not None and ctx.block_tables is not None and ctx.context_lens is not None
-        self.slot_mapping[:n].copy_(ctx.slot_mapping)
-        self.block_tables[:n].copy_(ctx.block_tables)
-        self.context_lens[:n].copy_(ctx.context_lens)
+        bmax, bs, trash = self.max_batch, self.runner.block_size, self.runner.trash_slot
+        ids, pos, slots = self.np64[:bmax], self.np64[bmax : 2 * bmax], self.np64[2 * bmax :]
+        ctx_lens, tables = self.np32[:bmax], self.np32[bmax:].reshape(bmax, self.width)
+        for i, seq in enumerate(seqs):
+            p = len(seq) - 1
+            ids[i], pos[i], ctx_lens[i] = seq.last_token, p, p + 1
+            table = seq.block_table
+            slots[i] = table[p // bs] * bs + p % bs
+            tables[i, : len(table)] = table  # columns past the context are never read
+        # Padding rows: trash KV slot, one attended position (block 0), no routing say.
+        ids[n:b], pos[n:b], slots[n:b], ctx_lens[n:b] = 0, 0, trash, 1
+        tables[n:b, 0] = 0
+        self.dev64.copy_(self.host64, non_blocking=True)
+        self.dev32[: bmax + b * self.width].copy_(self.host32[: bmax + b * self.width], non_blocking=True)
         self.valid[:n].fill_(True)
-        # Padding rows: trash KV slot, one attended position, no routing say.
-        self.slot_mapping[n:b].fill_(self.runner.trash_slot)
-        self.context_lens[n:b].fill_(1)
-        self.block_tables[n:b].zero_()
-        self.positions[n:b].zero_()
-        self.valid[n:b].fill_(False)
+        self.valid[n:].fill_(False)
         if self.expert_counts is not None:
             self.expert_counts.zero_()
         self.graphs[b].replay()

@@ -180,5 +180,13 @@ class ModelRunner:
                 hidden = self.model(ids, pos)
             logits = self.model.compute_logits(hidden)
             counts = ctx.expert_counts
-        tokens = sample(logits, self.sampling_batch(seqs))
-        return StepOutput(tokens.tolist(), counts.tolist() if counts is not None else None)
+        if all(s.params.greedy for s in seqs):  # no sampling tensors to build and copy
+            tokens = logits.argmax(dim=-1)
+        else:
+            tokens = sample(logits, self.sampling_batch(seqs))
+        if counts is None:
+            return StepOutput(tokens.tolist(), None)
+        # One device-to-host copy (and sync) for the tokens and the expert counts together.
+        flat = torch.cat((tokens.to(torch.int64), counts.flatten())).tolist()
+        n = len(seqs)
+        return StepOutput(flat[:n], [flat[n + 2 * i : n + 2 * i + 2] for i in range(self.num_moe_layers)])
