@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lynx.context import get_context
+from lynx.kernels.paged_attention import paged_decode_attention
 from lynx.layers.norm import RMSNorm
 from lynx.layers.rotary import RotaryEmbedding
 from lynx.models.config import ModelConfig
@@ -66,20 +67,13 @@ def decode_attention(
     scale: float,
     window: int | None,
 ) -> torch.Tensor:
-    """One query per sequence over its cached keys; ``q [B, Hq, D]`` -> ``[B, Hq, D]``."""
-    b, m = block_tables.shape
-    bs, hkv, d = k_cache.shape[1], k_cache.shape[2], k_cache.shape[3]
-    k = k_cache[block_tables].view(b, m * bs, hkv, d).transpose(1, 2)  # [B, Hkv, S, D]
-    v = v_cache[block_tables].view(b, m * bs, hkv, d).transpose(1, 2)  # [B, Hkv, S, D]
-    pos = torch.arange(m * bs, device=q.device)  # [S]
-    last = (context_lens.to(torch.int64) - 1)[:, None]  # [B, 1] position of the query
-    mask = pos[None, :] <= last  # [B, S]
-    if window is not None:
-        mask &= pos[None, :] > last - window
-    o = F.scaled_dot_product_attention(
-        q.unsqueeze(2), k, v, attn_mask=mask[:, None, None, :], scale=scale, enable_gqa=True
-    )  # [B, Hq, 1, D]
-    return o.squeeze(2)
+    """One query per sequence over its cached keys; ``q [B, Hq, D]`` -> ``[B, Hq, D]``.
+
+    CUDA: the Triton paged kernel (reads only each row's ``context_lens[b]`` tokens); CPU,
+    or shapes it does not take: gather + mask + SDPA over the block-table width. See
+    :mod:`lynx.kernels.paged_attention` (``LYNX_ATTENTION_BACKEND`` forces either).
+    """
+    return paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, scale, window)
 
 
 class Attention(nn.Module):

@@ -1,0 +1,118 @@
+"""Decode attention over the paged KV cache: the PyTorch reference and backend dispatch.
+
+Contract (both backends): ``q [B, Hq, D]``; ``k_cache, v_cache [num_blocks, bs, Hkv, D]``;
+``block_tables [B, M]`` int32 (row ``b`` lists the pages of sequence ``b``; columns past
+its length are padding and may hold anything that indexes the cache); ``context_lens
+[B]`` int32, the cached tokens of each row including the current one (>= 1; CUDA-graph
+padding rows use 1). The query sits at position ``last = context_lens[b] - 1`` and attends
+to keys at ``pos <= last`` and, with a sliding ``window``, ``pos > last - window``.
+Returns ``[B, Hq, D]`` in ``q.dtype``. ``Hq`` is a multiple of ``Hkv`` (GQA).
+
+Backends:
+
+* ``torch``: :func:`paged_decode_attention_reference`, gather every row's pages up to the
+  table width, mask, SDPA. Exact PyTorch semantics; the CPU path and the tests' reference.
+  Reads ``M * bs`` tokens per row whatever the row's length.
+* ``triton``: split-K paged kernel (:mod:`lynx.kernels.paged_attention_triton`); reads only
+  each row's attended tokens. CUDA (or CPU under ``TRITON_INTERPRET=1``); CUDA-graph safe.
+* ``auto`` (default): ``triton`` for CUDA tensors when Triton imports and the shapes are
+  supported (bf16/fp16/fp32, any head_dim <= 256, Hq/Hkv <= 64), else ``torch``.
+
+``LYNX_ATTENTION_BACKEND=torch|triton|auto`` (read at import) or :func:`set_attention_backend`
+forces the choice process-wide, e.g. to benchmark. A forced ``triton`` raises on inputs
+it cannot take rather than silently measuring the other path.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+ATTENTION_BACKENDS = ("auto", "torch", "triton")
+
+_backend = os.environ.get("LYNX_ATTENTION_BACKEND", "auto") or "auto"
+
+
+def set_attention_backend(name: str) -> None:
+    """Use backend ``name`` for every later decode-attention call of this process."""
+    global _backend
+    if name not in ATTENTION_BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; expected one of {ATTENTION_BACKENDS}")
+    _backend = name
+
+
+def paged_decode_attention_reference(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    context_lens: torch.Tensor,
+    scale: float,
+    window: int | None,
+) -> torch.Tensor:
+    """Gather + mask + SDPA over the full block-table width (the exact PyTorch path)."""
+    b, m = block_tables.shape
+    bs, hkv, d = k_cache.shape[1], k_cache.shape[2], k_cache.shape[3]
+    k = k_cache[block_tables].view(b, m * bs, hkv, d).transpose(1, 2)  # [B, Hkv, S, D]
+    v = v_cache[block_tables].view(b, m * bs, hkv, d).transpose(1, 2)  # [B, Hkv, S, D]
+    pos = torch.arange(m * bs, device=q.device)  # [S]
+    last = (context_lens.to(torch.int64) - 1)[:, None]  # [B, 1] position of the query
+    mask = pos[None, :] <= last  # [B, S]
+    if window is not None:
+        mask &= pos[None, :] > last - window
+    o = F.scaled_dot_product_attention(
+        q.unsqueeze(2), k, v, attn_mask=mask[:, None, None, :], scale=scale, enable_gqa=True
+    )  # [B, Hq, 1, D]
+    return o.squeeze(2)
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def resolve_attention_backend(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                              backend: str | None = None) -> str:
+    """Concrete backend (``torch`` or ``triton``) for these inputs; see the module doc."""
+    name = backend or _backend
+    if name not in ATTENTION_BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; expected one of {ATTENTION_BACKENDS}")
+    if name == "torch":
+        return name
+    from lynx.kernels.dispatch import triton_available  # cached import probe
+
+    if name == "triton":
+        if not triton_available():
+            raise RuntimeError("attention backend 'triton' requested but triton does not import")
+        if not (q.is_cuda or _interpreting()):
+            raise RuntimeError("attention backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
+        from lynx.kernels.paged_attention_triton import unsupported_reason
+
+        reason = unsupported_reason(q, k_cache, v_cache)
+        if reason is not None:
+            raise ValueError(f"attention backend 'triton' does not support {reason}")
+        return name
+    if not (q.is_cuda and triton_available()):
+        return "torch"
+    from lynx.kernels.paged_attention_triton import unsupported_reason
+
+    return "torch" if unsupported_reason(q, k_cache, v_cache) is not None else "triton"
+
+
+def paged_decode_attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    context_lens: torch.Tensor,
+    scale: float,
+    window: int | None,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """One query per sequence over its cached keys; ``q [B, Hq, D]`` -> ``[B, Hq, D]``."""
+    if resolve_attention_backend(q, k_cache, v_cache, backend) == "torch":
+        return paged_decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, scale, window)
+    from lynx.kernels.paged_attention_triton import paged_decode_attention_triton
+
+    return paged_decode_attention_triton(q, k_cache, v_cache, block_tables, context_lens, scale, window)

@@ -1,0 +1,133 @@
+"""Host side of the Triton paged decode attention: launch config, buffers, the two launches.
+
+Every shape and grid here depends only on ``(B, Hq, Hkv, D, block-table width)`` and the
+config, never on the values of ``context_lens``, and nothing syncs with the host, so a call
+can be captured in a CUDA graph and replayed with new lengths and block tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import torch
+import triton
+
+from lynx.kernels.paged_attention_kernels import paged_decode_partition_kernel, paged_decode_reduce_kernel
+
+SUPPORTED_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+MAX_HEAD_DIM = 256
+MAX_GROUP = 64  # query heads per KV head; [BLOCK_G, BLOCK_N] scores must fit in registers
+NO_WINDOW = 1 << 30  # "window" larger than any context: every cached key attends
+WORKSPACE_BYTES = 64 << 20  # cap on the fp32 partial outputs [B, Hq, num_parts, D]
+LOG2E = 1.4426950408889634
+
+
+@dataclasses.dataclass(frozen=True)
+class PagedAttentionConfig:
+    """Launch parameters. ``partition_size`` must be a multiple of ``block_n``."""
+
+    partition_size: int = 256  # tokens per split-K program
+    block_n: int = 64  # tokens per inner-loop step (one K and one V tile)
+    num_warps: int = 4
+    num_stages: int = 2
+
+    def with_(self, **changes: int) -> PagedAttentionConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@functools.lru_cache(maxsize=None)
+def _num_sms(device: torch.device) -> int:
+    """SM count (cached host-side query; safe during graph capture)."""
+    if device.type != "cuda":
+        return 4  # interpreter on CPU: only shapes the heuristic
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def default_config(batch: int, num_heads: int, num_kv_heads: int, head_dim: int, width_tokens: int,
+                   num_sms: int) -> PagedAttentionConfig:
+    """Static choice from shapes only (the real context lengths are unknown at capture).
+
+    Few (row, KV head) pairs -> short partitions, so a short batch at long context still
+    spreads over all SMs; many pairs fill the GPU anyway, and longer partitions mean
+    fewer partials to combine. The partition count is capped so that the fp32 partial
+    outputs stay within ``WORKSPACE_BYTES`` (large buckets, max_model_len 32k).
+    """
+    pairs = batch * num_kv_heads
+    size = 512 if pairs >= 2 * num_sms else 256 if pairs >= num_sms // 2 else 128
+    per_part = batch * num_heads * head_dim * 4  # bytes of partial output per partition
+    max_parts = max(1, min(256, WORKSPACE_BYTES // max(per_part, 1)))
+    size = max(size, triton.next_power_of_2(triton.cdiv(width_tokens, max_parts)))
+    block_n = 32 if head_dim > 128 else 64  # keeps K/V tiles at <= 16 KB for bf16
+    return PagedAttentionConfig(partition_size=size, block_n=min(block_n, size))
+
+
+def unsupported_reason(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor) -> str | None:
+    """Why the Triton kernel cannot take these tensors (None if it can)."""
+    hq, d = q.shape[1], q.shape[2]
+    hkv = k_cache.shape[2]
+    if q.dtype not in SUPPORTED_DTYPES or k_cache.dtype != q.dtype or v_cache.dtype != q.dtype:
+        return f"dtypes q={q.dtype} k={k_cache.dtype} v={v_cache.dtype} (need one of bf16/fp16/fp32)"
+    if d > MAX_HEAD_DIM:
+        return f"head_dim {d} > {MAX_HEAD_DIM}"
+    if hq % hkv or hq // hkv > MAX_GROUP:
+        return f"Hq={hq} is not a multiple of Hkv={hkv} up to {MAX_GROUP}x"
+    if not (k_cache.is_contiguous() and v_cache.is_contiguous()) or k_cache.shape != v_cache.shape:
+        return "K/V caches must be contiguous and of one shape"
+    return None
+
+
+def paged_decode_attention_triton(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    context_lens: torch.Tensor,
+    scale: float,
+    window: int | None,
+    config: PagedAttentionConfig | None = None,
+) -> torch.Tensor:
+    """Triton backend of :func:`lynx.kernels.paged_attention.paged_decode_attention`."""
+    reason = unsupported_reason(q, k_cache, v_cache)
+    if reason is not None:
+        raise ValueError(f"triton paged attention does not support {reason}")
+    b, hq, d = q.shape
+    _, page, hkv, _ = k_cache.shape
+    width = block_tables.shape[1] * page  # max_model_len rounded up to whole pages
+    cfg = config or default_config(b, hq, hkv, d, width, _num_sms(q.device))
+    if cfg.partition_size % cfg.block_n:
+        raise ValueError(f"partition_size {cfg.partition_size} is not a multiple of block_n {cfg.block_n}")
+    num_parts = max(1, triton.cdiv(width, cfg.partition_size))
+    if q.stride(-1) != 1:
+        q = q.contiguous()
+    # no-ops for the engine's int32 tensors; cast kernels are graph-safe otherwise
+    block_tables = block_tables.to(torch.int32)
+    if block_tables.stride(-1) != 1:
+        block_tables = block_tables.contiguous()
+    context_lens = context_lens.to(torch.int32).contiguous()
+    f32 = dict(dtype=torch.float32, device=q.device)
+    part_max = torch.empty(b, hq, num_parts, **f32)
+    part_sum = torch.empty(b, hq, num_parts, **f32)
+    part_out = torch.empty(b, hq, num_parts, d, **f32)
+    out = torch.empty(b, hq, d, dtype=q.dtype, device=q.device)
+    if b == 0:
+        return out
+    group = hq // hkv
+    win = NO_WINDOW if window is None else int(window)
+    block_d = max(16, triton.next_power_of_2(d))
+    paged_decode_partition_kernel[(num_parts, hkv, b)](
+        q, k_cache, v_cache, block_tables, context_lens, part_max, part_sum, part_out,
+        scale * LOG2E, win, num_parts,
+        q.stride(0), q.stride(1), block_tables.stride(0), k_cache.stride(0), k_cache.stride(1),
+        HEAD_DIM=d, BLOCK_D=block_d, GROUP=group, BLOCK_G=max(16, triton.next_power_of_2(group)),
+        BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
+        # fp32 models must not silently drop to TF32 (the CPU-matching checks use fp32)
+        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    paged_decode_reduce_kernel[(hq, b)](
+        part_max, part_sum, part_out, out, context_lens, win, num_parts, out.stride(0), out.stride(1),
+        HEAD_DIM=d, BLOCK_D=block_d, PARTITION=cfg.partition_size, num_warps=1 if block_d <= 128 else 2,
+    )
+    return out
+

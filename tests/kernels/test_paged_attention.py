@@ -1,0 +1,181 @@
+"""Paged decode attention: PyTorch reference vs a float64 oracle, dispatch, Triton kernels.
+
+The Triton cases run in Triton's CPU interpreter in a subprocess (``TRITON_INTERPRET=1``
+must be set before kernels are defined and would leak into later tests): this file runs
+them itself when executed as a script. An sm_90 ahead-of-time compile checks lowering and
+that the K/V loads are pipelined. Both skip when Triton is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lynx.kernels import paged_attention as pa
+from lynx.kernels.paged_attention_cases import decode_attention_oracle, make_paged_case, rel_err
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (optional)")
+
+# (context_lens, Hq, Hkv, D, block_size, width_blocks, window)
+CASES = [
+    ([1, 7, 16, 33], 4, 2, 16, 4, 9, None),  # GQA, ctx 1, page-aligned and ragged ends
+    ([5, 64, 1], 6, 2, 8, 16, 4, None),  # group of 3 (not a power of two), D 8, full width
+    ([40, 3, 17], 3, 3, 32, 4, 12, None),  # MHA
+    ([1, 9, 30, 48], 8, 2, 16, 4, 12, 5),  # sliding window shorter than most rows
+    ([12, 2], 2, 1, 24, 8, 2, 64),  # window longer than every row: no effect
+]
+
+
+@pytest.mark.parametrize("case_args", CASES, ids=lambda c: f"ctx{c[0]}-h{c[1]}/{c[2]}-d{c[3]}-w{c[6]}")
+def test_reference_matches_float64_oracle(case_args: tuple) -> None:
+    lens, hq, hkv, d, bs, width, window = case_args
+    case = make_paged_case(lens, hq, hkv, d, bs, width, window=window, seed=len(lens) + d)
+    scale = d**-0.5
+    want = decode_attention_oracle(case, scale)
+    got = pa.paged_decode_attention_reference(*case.args(), scale, window)
+    assert got.dtype == torch.float32 and got.shape == (len(lens), hq, d)
+    assert rel_err(got, want) < 1e-5
+    bf16 = make_paged_case(lens, hq, hkv, d, bs, width, window=window, dtype=torch.bfloat16, seed=len(lens) + d)
+    got16 = pa.paged_decode_attention_reference(*bf16.args(), scale, window)
+    assert got16.dtype == torch.bfloat16 and rel_err(got16, decode_attention_oracle(bf16, scale)) < 2e-2
+
+
+def test_oracle_ignores_pages_it_does_not_own() -> None:
+    """Sanity of the oracle itself: a row's result depends only on its own attended keys."""
+    case = make_paged_case([6, 20], 2, 1, 16, 4, 6, window=8, seed=3)
+    base = decode_attention_oracle(case, 0.25)
+    case.clean_k[case.block_tables[0, 0]] += 5.0  # row 0's first page: row 1 must not move
+    moved = decode_attention_oracle(case, 0.25)
+    assert not torch.equal(base[0], moved[0]) and torch.equal(base[1], moved[1])
+
+
+def test_decode_attention_on_cpu_is_the_reference() -> None:
+    from lynx.layers.attention import decode_attention
+
+    case = make_paged_case([3, 11, 1], 4, 2, 16, 4, 5, seed=1)
+    want = pa.paged_decode_attention_reference(*case.args(), 0.25, None)
+    assert pa.resolve_attention_backend(case.q, case.k_cache, case.v_cache) == "torch"
+    assert torch.equal(decode_attention(*case.args(), 0.25, None), want)
+
+
+def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = make_paged_case([3], 2, 1, 16, 4, 1)
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        pa.set_attention_backend("flash")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises((RuntimeError, ValueError)):  # CPU tensors and no interpreter (or no triton)
+        pa.paged_decode_attention(*case.args(), 0.25, None, backend="triton")
+    monkeypatch.setenv("LYNX_ATTENTION_BACKEND", "torch")
+    try:
+        importlib.reload(pa)  # the variable is read at import
+        assert pa._backend == "torch"
+        assert pa.resolve_attention_backend(case.q, case.k_cache, case.v_cache) == "torch"
+    finally:
+        monkeypatch.delenv("LYNX_ATTENTION_BACKEND")
+        importlib.reload(pa)
+    assert pa._backend == "auto"
+
+
+@needs_triton
+@pytest.mark.parametrize("batch,hkv,width", [(1, 4, 512), (16, 4, 512), (64, 8, 512), (512, 4, 512),
+                                             (64, 4, 2048), (1, 16, 2048)])
+def test_default_config_is_valid(batch: int, hkv: int, width: int) -> None:
+    from lynx.kernels.paged_attention_triton import WORKSPACE_BYTES, default_config
+
+    cfg = default_config(batch, 8 * hkv, hkv, 128, width * 16, num_sms=132)
+    parts = -(-width * 16 // cfg.partition_size)
+    assert cfg.partition_size % cfg.block_n == 0 and cfg.partition_size & (cfg.partition_size - 1) == 0
+    assert batch * 8 * hkv * parts * 128 * 4 <= WORKSPACE_BYTES
+
+
+# ------------------------------------------------------------------ Triton (interpreter)
+def interpreter_cases() -> int:
+    """Triton vs reference on CPU under the interpreter (run in the subprocess). Returns #cases."""
+    from lynx.kernels.triton_interpret import patch_interpreter
+
+    patch_interpreter()
+    from lynx.kernels.paged_attention_triton import PagedAttentionConfig
+
+    small = PagedAttentionConfig(partition_size=16, block_n=16)  # many partitions per row
+    runs = [(c, cfg, dt) for c in CASES for cfg, dt in ((small, torch.float32), (None, torch.float32))]
+    runs += [(CASES[0], small, torch.bfloat16), (CASES[3], small, torch.float16),
+             (([1, 70, 200, 129], 16, 2, 128, 16, 16, None), None, torch.float32),  # Qwen3-like group 8
+             (([300, 1, 90], 4, 4, 64, 16, 32, 100), small.with_(partition_size=64, block_n=32), torch.float32)]
+    for (lens, hq, hkv, d, bs, width, window), cfg, dtype in runs:
+        case = make_paged_case(lens, hq, hkv, d, bs, width, window=window, dtype=dtype, poison=True, seed=d)
+        scale = d**-0.5
+        want = pa.paged_decode_attention_reference(*case.args(clean=True), scale, window)
+        if cfg is None:
+            got = pa.paged_decode_attention(*case.args(), scale, window, backend="triton")
+        else:
+            from lynx.kernels.paged_attention_triton import paged_decode_attention_triton
+
+            got = paged_decode_attention_triton(*case.args(), scale, window, config=cfg)
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        err = rel_err(got, want)
+        assert got.dtype == dtype and torch.isfinite(got.float()).all(), f"{lens} {dtype}: NaN (read poison)"
+        assert err < tol, f"{lens} h{hq}/{hkv} d{d} w{window} {dtype} {cfg}: rel err {err:.2e}"
+    return len(runs)
+
+
+@needs_triton
+def test_triton_kernel_in_interpreter() -> None:
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=300)
+    report = proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, report
+    assert "interpreter cases passed" in proc.stdout, report
+
+
+# ------------------------------------------------------------------ Triton (sm_90 compile)
+SM90_SMEM = 232448
+
+
+@needs_triton
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="kernels are interpreted in this process")
+@pytest.mark.parametrize("dtype,d,group", [("bf16", 128, 8), ("bf16", 128, 1), ("fp16", 64, 4), ("fp32", 128, 8),
+                                           ("bf16", 256, 16)])
+def test_kernels_compile_for_sm90_with_pipelined_kv_loads(dtype: str, d: int, group: int) -> None:
+    from triton import compile as triton_compile
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from lynx.kernels import paged_attention_kernels as kern
+    from lynx.kernels.paged_attention_triton import default_config
+
+    def build(fn, sig: dict[str, str], consts: dict, warps: int, stages: int):  # noqa: ANN001, ANN202
+        aligned = {(i,): [["tt.divisibility", 16]] for i, (n, t) in enumerate(sig.items())
+                   if t.startswith("*") or n.startswith("stride")}
+        src = ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=aligned)
+        return triton_compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=stages))
+
+    cfg = default_config(16, 4 * group, 4, d, 8192, num_sms=132)
+    ptr, f32, i32 = f"*{dtype}", "*fp32", "i32"
+    names = "q_ptr k_cache_ptr v_cache_ptr block_tables_ptr context_lens_ptr part_max_ptr part_sum_ptr part_out_ptr"
+    sig = dict(zip(names.split(), [ptr, ptr, ptr, "*i32", "*i32", f32, f32, f32]))
+    sig.update(qk_scale="fp32", window=i32, num_parts=i32, stride_qb=i32, stride_qh=i32, stride_bt=i32,
+               stride_cache_block=i32, stride_cache_tok=i32)
+    consts = dict(HEAD_DIM=d, BLOCK_D=d, GROUP=group, BLOCK_G=max(16, group), BLOCK_SIZE=16,
+                  PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n, DOT_PRECISION="ieee" if dtype == "fp32" else "tf32")
+    sig.update({name: "constexpr" for name in consts})
+    part = build(kern.paged_decode_partition_kernel, sig, consts, cfg.num_warps, cfg.num_stages)
+    assert part.metadata.shared <= SM90_SMEM
+    assert "async_copy_global_to_local" in part.asm["ttgir"], "K/V loads are not pipelined"
+    assert "cp.async.cg.shared.global" in part.asm["ptx"]
+    rsig = dict(part_max_ptr=f32, part_sum_ptr=f32, part_out_ptr=f32, out_ptr=ptr, context_lens_ptr="*i32",
+                window=i32, num_parts=i32, stride_ob=i32, stride_oh=i32, HEAD_DIM="constexpr",
+                BLOCK_D="constexpr", PARTITION="constexpr")
+    build(kern.paged_decode_reduce_kernel, rsig, dict(HEAD_DIM=d, BLOCK_D=d, PARTITION=cfg.partition_size), 1, 1)
+
+
+if __name__ == "__main__":  # the interpreter subprocess of test_triton_kernel_in_interpreter
+    assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
+    torch.set_num_threads(1)
+    print(f"{interpreter_cases()} interpreter cases passed")
