@@ -122,7 +122,28 @@ def interpreter_cases() -> int:
         err = rel_err(got, want)
         assert got.dtype == dtype and torch.isfinite(got.float()).all(), f"{lens} {dtype}: NaN (read poison)"
         assert err < tol, f"{lens} h{hq}/{hkv} d{d} w{window} {dtype} {cfg}: rel err {err:.2e}"
-    return len(runs)
+    # q as the engine passes it: a view of the fused qkv projection, row stride (Hq + 2*Hkv) * D
+    case = make_paged_case([9, 30], 4, 2, 16, 4, 8, seed=5)
+    qkv = torch.randn(2, 8 * 16)
+    case.q = qkv[:, : 4 * 16].view(2, 4, 16)
+    got = pa.paged_decode_attention(*case.args(), 0.25, None, backend="triton")
+    assert rel_err(got, pa.paged_decode_attention_reference(*case.args(), 0.25, None)) < 1e-5
+    return len(runs) + 1 + engine_case()
+
+
+def engine_case() -> int:
+    """Greedy generation of the built-in tiny-moe: same tokens with either decode backend."""
+    from lynx import LLM, SamplingParams
+
+    llm = LLM("tiny-moe", device="cpu", dtype="float32", block_size=4)
+    prompts, params = ["The invoice total is", "Chart: sales by year, 2019 to 2024"], SamplingParams(max_tokens=8,
+                                                                                                   temperature=0)
+    tokens = {}
+    for backend in ("torch", "triton"):
+        pa.set_attention_backend(backend)
+        tokens[backend] = [out.token_ids for out in llm.generate(prompts, params)]
+    assert tokens["torch"] == tokens["triton"], tokens
+    return 1
 
 
 @needs_triton
