@@ -2,9 +2,9 @@
 
 The cache of one layer is two tensors ``[num_blocks, block_size, Hkv, D]``; a sequence's
 tokens live in the blocks its block table lists. Prefill attends over the new tokens of
-each sequence (every prefill starts at position 0: no prefix caching); decode gathers each
-sequence's blocks and attends with a length mask, with static shapes so it can be
-captured in a CUDA graph.
+each sequence (every prefill starts at position 0: no prefix caching); decode reads each
+sequence's cached tokens through its block table (a Triton split-K kernel on the GPU,
+gather + mask + SDPA on the CPU), with static shapes so it can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
@@ -112,9 +112,12 @@ class Attention(nn.Module):
         q = q.view(t, self.num_heads, self.head_dim)  # [T, Hq, D]
         k = k.view(t, self.num_kv_heads, self.head_dim)  # [T, Hkv, D]
         v = v.view(t, self.num_kv_heads, self.head_dim)  # [T, Hkv, D]
-        if self.qk_norm == "head":  # Qwen3 normalises each head
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = self.rotary(positions, q, k)
+        # Qwen3 normalises each head; fused with the rotation (one kernel on the GPU).
+        per_head = self.qk_norm == "head"
+        q, k = self.rotary(
+            positions, q, k, self.q_norm.weight if per_head else None, self.k_norm.weight if per_head else None,
+            self.q_norm.eps if per_head else 0.0,
+        )
         ctx = get_context()
         if self.k_cache.numel() and ctx.slot_mapping is not None:
             store_kv(k, v, self.k_cache, self.v_cache, ctx.slot_mapping)

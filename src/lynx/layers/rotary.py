@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from lynx.kernels.rope import qk_norm_rope
 from lynx.models.config import RopeConfig
 
 
@@ -64,11 +65,6 @@ def _yarn(rope: RopeConfig, dim: int, max_position: int) -> tuple[torch.Tensor, 
     return interpolation * (1 - keep) + extrapolation * keep, float(scale)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
 class RotaryEmbedding(nn.Module):
     """Precomputed cos/sin tables indexed by position (static, CUDA-graph friendly)."""
 
@@ -95,17 +91,9 @@ class RotaryEmbedding(nn.Module):
         self.sin = (emb.sin() * scale).to(device=device, dtype=torch.float32)
 
     def forward(
-        self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
+        self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+        q_norm_weight: torch.Tensor | None = None, k_norm_weight: torch.Tensor | None = None, eps: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotate ``q [T, Hq, D]`` and ``k [T, Hkv, D]`` at ``positions [T]``."""
-        cos = self.cos[positions].unsqueeze(1)  # [T, 1, rot]
-        sin = self.sin[positions].unsqueeze(1)  # [T, 1, rot]
-        return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
-
-    def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        rot, rest = x[..., : self.rot_dim], x[..., self.rot_dim :]
-        # Compute in float32 then cast: the reference casts cos/sin to the activation dtype,
-        # which for bf16 differs in the last bit only; float32 runs are identical.
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-        out = rot * cos + rotate_half(rot) * sin
-        return torch.cat((out, rest), dim=-1) if rest.numel() else out
+        """Rotate ``q [T, Hq, D]`` and ``k [T, Hkv, D]`` at ``positions [T]``, after an
+        optional per-head RMSNorm (Qwen3's q/k norms)."""
+        return qk_norm_rope(q, k, positions, self.cos, self.sin, q_norm_weight, k_norm_weight, eps)
