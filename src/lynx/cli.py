@@ -13,20 +13,6 @@ from lynx.errors import LynxError
 DEFAULT_MODEL = "tiny-moe"
 
 
-def parse_routing_params(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["alpha=3", "beta=2"]`` -> ``{"alpha": 3, "beta": 2}`` (ints, floats or strings)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise LynxError(f"routing parameter {item!r} must look like NAME=VALUE")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that loads a model."""
     p.add_argument("--model", default=DEFAULT_MODEL,
@@ -44,10 +30,11 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_llm(args: argparse.Namespace) -> Any:
     from lynx import LLM
+    from lynx.routing import parse_routing_args
 
     return LLM(args.model, routing=args.routing, device=args.device, dtype=args.dtype,
                max_model_len=args.max_model_len, enforce_eager=args.enforce_eager,
-               **parse_routing_params(args.routing_param))
+               **parse_routing_args(args.routing_param))
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -74,3 +74,16 @@ def test_bench_decode_on_cpu(tmp_path, capsys):
     # Batch of one: every policy is top-k.
     assert rows[("lynx", 1)]["active_experts_after"] == rows[("topk", 1)]["active_experts_after"] == 4
     assert "x floor" in capsys.readouterr().out
+
+
+def test_eval_keeps_going_when_a_document_exceeds_the_context(tmp_path):
+    """docvqa documents are long; with a tiny context some are refused, the rest scored."""
+    out_dir = tmp_path / "run"
+    assert main(["eval", "--model", "tiny-moe", "--task", "docvqa", "--synthetic", "4", "--batch-size", "4",
+                 "--device", "cpu", "--max-model-len", "160", "--max-tokens", "4", "--output", str(out_dir)]) == 0
+    summary = json.loads((out_dir / "summary.json").read_text())
+    preds = [json.loads(line) for line in (out_dir / "predictions.jsonl").read_text().splitlines()]
+    assert summary["n"] == 4 and len(preds) == 4
+    assert summary["num_failed"] >= 1
+    failed = [p for p in preds if p.get("error")]
+    assert len(failed) == summary["num_failed"] and all("context holds 160" in p["error"] for p in failed)

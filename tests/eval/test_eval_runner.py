@@ -13,7 +13,8 @@ import pytest
 import lynx
 from lynx.errors import LynxError, RoutingConfigError
 from lynx.eval.prompts import INSTRUCTION, build_prompt, postprocess
-from lynx.eval.runner import EvalError, add_eval_arguments, load_eval_samples, parse_routing_params, run_eval
+from lynx.eval.runner import EvalError, add_eval_arguments, load_eval_samples, run_eval
+from lynx.routing import parse_routing_args as parse_routing_params
 from lynx.workloads import DocQASample, generate_docvqa
 
 
@@ -275,5 +276,5 @@ def test_parse_routing_params() -> None:
         "name": "fast",
         "s": "a=b",
     }
-    with pytest.raises(RoutingConfigError, match="expected KEY=VALUE"):
+    with pytest.raises(RoutingConfigError, match="must look like NAME=VALUE"):
         parse_routing_params(["alpha"])

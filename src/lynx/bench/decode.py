@@ -46,13 +46,13 @@ def _policy_params(policy: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def run_decode_bench(args: argparse.Namespace) -> dict[str, Any]:
     from lynx import LLM, SamplingParams
-    from lynx.cli import parse_routing_params
+    from lynx.routing import parse_routing_args
     from lynx.models.presets import is_preset
 
     load_format = args.load_format or ("dummy" if is_preset(args.model) else "auto")
     batches = [int(b) for b in args.batch.split(",")]
     policies = args.routing.split(",")
-    extra = parse_routing_params(args.routing_param)
+    extra = parse_routing_args(args.routing_param)
     max_len = args.prompt_len + args.decode_steps + 8
     llm = LLM(args.model, routing=policies[0], device=args.device, dtype=args.dtype, load_format=load_format,
               max_model_len=max_len, max_num_seqs=max(batches), enforce_eager=args.enforce_eager,

@@ -19,9 +19,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from lynx.errors import LynxError, RoutingConfigError
+from lynx.errors import LynxError, RequestError, RoutingConfigError
 from lynx.eval.prompts import build_prompt, postprocess
 from lynx.eval.scoring import aggregate, metric_name, score
+from lynx.routing import parse_routing_args
 from lynx.workloads import DocQASample, generate_chartqa, generate_docvqa, load_chartqa, load_docvqa
 
 TASKS = ("docvqa", "chartqa")
@@ -98,20 +99,6 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     return parser
 
 
-def parse_routing_params(items: Sequence[str]) -> dict[str, Any]:
-    """``["alpha=3", "mode=fast"]`` -> ``{"alpha": 3, "mode": "fast"}`` (JSON values, else strings)."""
-    params: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise RoutingConfigError(f"--routing-param {item!r}: expected KEY=VALUE")
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value
-    return params
-
-
 def load_eval_samples(args: argparse.Namespace) -> list[DocQASample]:
     """The evaluation set selected by ``--task``, ``--data``/``--synthetic``, ``--ocr-dir``, ``--limit``."""
     if args.ocr_dir and args.task != "docvqa":
@@ -129,6 +116,26 @@ def load_eval_samples(args: argparse.Namespace) -> list[DocQASample]:
     return samples
 
 
+def _generate_batch(llm: Any, prompts: list[str], sampling: Any) -> list[Any]:
+    """Outputs in prompt order; a prompt the engine refuses becomes its :class:`RequestError`.
+
+    The engine validates a whole batch before running it, so one over-long document would
+    fail the batch: retry its prompts one by one and keep the others' answers.
+    """
+    try:
+        return list(llm.generate(prompts, sampling))
+    except RequestError as e:
+        if len(prompts) == 1:
+            return [e]
+    outs: list[Any] = []
+    for prompt in prompts:
+        try:
+            outs.append(llm.generate([prompt], sampling)[0])
+        except RequestError as e:
+            outs.append(e)
+    return outs
+
+
 def run_eval(args: argparse.Namespace, llm: Any = None) -> dict[str, Any]:
     """Run the evaluation described by ``args``; write the result files; return the summary.
 
@@ -138,7 +145,7 @@ def run_eval(args: argparse.Namespace, llm: Any = None) -> dict[str, Any]:
     """
     started = time.perf_counter()
     samples = load_eval_samples(args)
-    routing_params = parse_routing_params(args.routing_param or [])
+    routing_params = parse_routing_args(args.routing_param)
     max_tokens = args.max_tokens or DEFAULT_MAX_TOKENS[args.task]
     # Imported here so loading datasets and scoring never pays for (or breaks on) the engine.
     from lynx import SamplingParams
@@ -164,6 +171,7 @@ def run_eval(args: argparse.Namespace, llm: Any = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     records: list[tuple[tuple[str, ...], float]] = []
+    failed: list[dict[str, str]] = []
     prompt_tokens: int | None = 0
     generated_tokens, generation_time = 0, 0.0
     with (
@@ -173,11 +181,18 @@ def run_eval(args: argparse.Namespace, llm: Any = None) -> dict[str, Any]:
         for start in range(0, len(samples), args.batch_size):
             batch = samples[start : start + args.batch_size]
             t0 = time.perf_counter()
-            outputs = llm.generate([build_prompt(s) for s in batch], sampling)
+            outputs = _generate_batch(llm, [build_prompt(s) for s in batch], sampling)
             generation_time += time.perf_counter() - t0
             if len(outputs) != len(batch):
                 raise RuntimeError(f"engine returned {len(outputs)} outputs for {len(batch)} prompts")
             for sample, out in zip(batch, outputs):
+                if isinstance(out, RequestError):  # e.g. the document is longer than the context
+                    records.append((sample.groups(), 0.0))
+                    failed.append({"id": sample.id, "error": str(out)})
+                    pred_file.write(json.dumps({"id": sample.id, "question": sample.question, "prediction": None,
+                                                "answers": sample.answers, "score": 0.0, "subset": sample.subset,
+                                                "error": str(out)}, ensure_ascii=False) + "\n")
+                    continue
                 prediction = postprocess(out.text)
                 value = score(sample.task, prediction, sample.answers)
                 records.append((sample.groups(), value))
@@ -210,6 +225,9 @@ def run_eval(args: argparse.Namespace, llm: Any = None) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "max_tokens": max_tokens,
         "n": result.n,
+        # Requests the engine refused (scored 0, listed so a reader can see why).
+        "num_failed": len(failed),
+        "failed": failed[:20],
         "overall": result.overall,
         "subsets": result.subsets,
         # default=str keeps an engine's odd stat type (numpy scalar, tensor) from failing the run.

@@ -5,7 +5,7 @@ benchmarks all call :func:`select_experts`. The policies are specified in
 ``docs/method.md``; fused kernels must reproduce these results exactly.
 """
 
-from lynx.routing.config import POLICIES, SCORINGS, RoutingConfig, default_routing_params
+from lynx.routing.config import POLICIES, SCORINGS, RoutingConfig, default_routing_params, parse_routing_args
 from lynx.routing.select import select_experts
 from lynx.routing.stats import count_active_experts
 
@@ -15,5 +15,6 @@ __all__ = [
     "RoutingConfig",
     "count_active_experts",
     "default_routing_params",
+    "parse_routing_args",
     "select_experts",
 ]

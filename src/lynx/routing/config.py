@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -146,3 +146,23 @@ class RoutingConfig:
     ) -> dict[str, ParamValue]:
         """Full parameter dict for a model: defaults filled in, checked against ``top_k``."""
         return resolve_params(self.policy, dict(self.params), num_experts, top_k, architecture)
+
+
+def parse_routing_args(items: Sequence[str] | None) -> dict[str, ParamValue]:
+    """Command-line ``NAME=VALUE`` items -> params (``"alpha=3"`` -> ``{"alpha": 3}``).
+
+    Values are read as JSON (numbers, booleans) and fall back to strings; the policy
+    validates names and values later.
+    """
+    import json
+
+    params: dict[str, ParamValue] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RoutingConfigError(f"routing parameter {item!r} must look like NAME=VALUE")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
