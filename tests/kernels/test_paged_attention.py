@@ -57,12 +57,10 @@ def test_oracle_ignores_pages_it_does_not_own() -> None:
 
 
 def test_decode_attention_on_cpu_is_the_reference() -> None:
-    from lynx.layers.attention import decode_attention
-
     case = make_paged_case([3, 11, 1], 4, 2, 16, 4, 5, seed=1)
     want = pa.paged_decode_attention_reference(*case.args(), 0.25, None)
     assert pa.resolve_attention_backend(case.q, case.k_cache, case.v_cache) == "torch"
-    assert torch.equal(decode_attention(*case.args(), 0.25, None), want)
+    assert torch.equal(pa.paged_decode_attention(*case.args(), 0.25, None), want)
 
 
 def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,24 +58,6 @@ def prefill_attention(
     return out
 
 
-def decode_attention(
-    q: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    block_tables: torch.Tensor,
-    context_lens: torch.Tensor,
-    scale: float,
-    window: int | None,
-) -> torch.Tensor:
-    """One query per sequence over its cached keys; ``q [B, Hq, D]`` -> ``[B, Hq, D]``.
-
-    CUDA: the Triton paged kernel (reads only each row's ``context_lens[b]`` tokens); CPU,
-    or shapes it does not take: gather + mask + SDPA over the block-table width. See
-    :mod:`lynx.kernels.paged_attention` (``LYNX_ATTENTION_BACKEND`` forces either).
-    """
-    return paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, scale, window)
-
-
 class Attention(nn.Module):
     """Multi-head attention with grouped KV heads, optional q/k norms and sliding window."""
 
@@ -126,7 +108,7 @@ class Attention(nn.Module):
             o = prefill_attention(q, k, v, ctx.cu_seqlens, self.scale, self.window)
         else:
             assert ctx.block_tables is not None and ctx.context_lens is not None
-            o = decode_attention(
+            o = paged_decode_attention(
                 q, self.k_cache, self.v_cache, ctx.block_tables, ctx.context_lens, self.scale, self.window
             )
         return self.o_proj(o.reshape(t, self.q_size))  # [T, H]
