@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from lynx.kernels.routing_dispatch import routing_backend
 from lynx.routing.config import check_policy, check_scoring, check_shape, resolve_params
 from lynx.routing.lynx import lynx_choose
 from lynx.routing.oea import oea_choose
@@ -51,6 +52,10 @@ def select_experts(
 
     Only Python values are checked; the tensor work has static shapes and no host sync,
     so it can be captured in a CUDA graph. Deterministic for the same input.
+
+    On CUDA the work runs in Triton kernels that return the same ids and weights (see
+    :mod:`lynx.kernels.routing_dispatch`; ``LYNX_ROUTING_BACKEND=torch|triton`` forces one);
+    the code below is the reference and the CPU path.
     """
     check_policy(policy)
     check_scoring(scoring)
@@ -60,10 +65,15 @@ def select_experts(
     check_shape(n, top_k)
     p = resolve_params(policy, params, n, top_k)
     device = router_logits.device
+    if valid is not None and tuple(valid.shape) != (t,):
+        raise ValueError(f"valid must have shape [{t}], got {tuple(valid.shape)}")
+    if t > 0 and routing_backend(router_logits, top_k, policy, p) == "triton":
+        from lynx.kernels.routing_triton import select_experts_triton  # imports Triton
+
+        mask = None if valid is None else valid.to(device=device, dtype=torch.bool)
+        return select_experts_triton(router_logits, top_k, policy, scoring, renormalize, mask, p)
     if valid is None:
         valid = torch.ones(t, dtype=torch.bool, device=device)  # [T]
-    elif tuple(valid.shape) != (t,):
-        raise ValueError(f"valid must have shape [{t}], got {tuple(valid.shape)}")
     valid = valid.to(device=device, dtype=torch.bool)  # [T]
     if t == 0:  # nothing to route; argmax in mask_padding needs a row
         return (

@@ -1,0 +1,126 @@
+"""Host side of the Triton routing backend: launch plan, buffers and launches.
+
+``select_experts_triton`` returns exactly what :func:`lynx.routing.select_experts` returns
+(ids identical, weights within a few float32 ulps) for the shapes that
+:func:`lynx.kernels.routing_dispatch.triton_routing_supported` accepts. Every launch
+parameter depends only on Python values (``T``, ``N``, ``k``, the policy's parameters),
+nothing reads the device, so the call can be captured in a CUDA graph.
+
+Plans (see :mod:`lynx.kernels.routing_kernels`): LYNX/OEA batches of at most
+``fused_max_rows`` rows run as one program (one launch); larger ones as ``active_kernel``
++ ``route_kernel`` over blocks of ``block_rows`` rows. Plain top-k is one launch of
+``route_kernel`` over row blocks. The defaults are provisional until measured on the
+H200 (``scripts/gpu_routing_check.py`` times both plans per batch size).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+
+import torch
+import triton
+
+from lynx.kernels import routing_kernels as rk
+from lynx.kernels.routing_active import packed_m_fits
+from lynx.kernels.routing_tiles import next_pow2
+
+
+@dataclass(frozen=True)
+class RoutingKernelConfig:
+    """Launch choices of the routing kernels (per call; all static given T and N)."""
+
+    fused_max_rows: int = 32  # LYNX/OEA: batches of at most this many rows run fused
+    block_rows: int = 4  # split path and top-k: rows per program
+    fused_max_elems: int = 16384  # fused tile [T_pow2, N_pow2] bound (registers)
+    chunk_elems: int = 2048  # rows per step of the batch-wide loops: chunk_elems // N_pow2
+    warps_per_row_elems: int = 256  # one warp per this many tile entries, clamped to [1, 8]
+
+    def with_(self, **changes: int) -> "RoutingKernelConfig":
+        """Copy with some fields changed (for sweeps)."""
+        return replace(self, **changes)
+
+
+DEFAULT_CONFIG = RoutingKernelConfig()
+
+
+def _warps(tile_elems: int, cfg: RoutingKernelConfig) -> int:
+    return max(1, min(8, next_pow2(tile_elems // cfg.warps_per_row_elems)))
+
+
+def _alpha_bits(alpha: float) -> int:
+    """float64 bits of ``alpha`` as a signed int64: Triton would round a float arg to fp32."""
+    return struct.unpack("<q", struct.pack("<d", float(alpha)))[0]
+
+
+def plan_is_fused(num_rows: int, num_experts: int, policy: str, cfg: RoutingKernelConfig) -> bool:
+    """Whether a LYNX/OEA call of this shape runs as a single program."""
+    if policy == "topk":
+        return False
+    tile = next_pow2(num_rows) * next_pow2(num_experts)
+    return num_rows <= cfg.fused_max_rows and tile <= cfg.fused_max_elems
+
+
+def select_experts_triton(
+    logits: torch.Tensor,
+    top_k: int,
+    policy: str,
+    scoring: str,
+    renormalize: bool,
+    valid: torch.Tensor | None,
+    params: dict,
+    config: RoutingKernelConfig | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weights [T, k] float32, ids [T, k] int64)`` of ``policy`` via Triton kernels.
+
+    Arguments as :func:`lynx.routing.select_experts` after validation: ``params`` resolved
+    (``alpha``/``beta`` for LYNX, ``k0`` for OEA); ``valid`` ``[T]`` bool on the logits'
+    device or ``None`` (all rows valid, no mask read). ``T >= 1``.
+    """
+    cfg = config or DEFAULT_CONFIG
+    t, n = logits.shape
+    dev = logits.device
+    bn, kp = next_pow2(n), next_pow2(top_k)
+    beta = int(params.get("beta", 1))
+    k0 = int(params.get("k0", 1))
+    alpha_bits = _alpha_bits(params["alpha"]) if policy == "lynx" else 0
+    packed = policy == "lynx" and packed_m_fits(t, beta)
+    has_valid = valid is not None
+    valid_arg = valid.view(torch.uint8) if has_valid else logits  # never read without a mask
+    chunk = max(1, min(next_pow2(t), cfg.chunk_elems // bn))
+
+    weights = torch.empty(t, top_k, dtype=torch.float32, device=dev)
+    ids = torch.empty(t, top_k, dtype=torch.int64, device=dev)
+    common = dict(
+        HAS_VALID=has_valid, K=top_k, KP=kp, BETA=beta, PACKED=packed, K0=k0, K0P=next_pow2(k0), BN=bn, CHUNK=chunk,
+    )
+    route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea")
+    strides = (logits.stride(0), logits.stride(1))
+
+    if plan_is_fused(t, n, policy, cfg):
+        bt = next_pow2(t)
+        mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
+        rk.route_kernel[(1,)](
+            logits, valid_arg, weights, weights, ids, t, n, *strides, 0, alpha_bits,
+            ACTIVE=mode, BT=bt, **route, **common, num_warps=_warps(bt * bn, cfg),
+        )
+        return weights, ids
+
+    bt = min(next_pow2(t), cfg.block_rows)
+    blocks = triton.cdiv(t, bt)
+    warps = _warps(bt * bn, cfg)
+    if policy == "topk":
+        mode, parts = rk.NONE, weights  # parts unused
+    else:
+        parts = torch.empty(blocks, bn, dtype=torch.int8, device=dev)  # every row written
+        rk.active_kernel[(blocks,)](
+            logits, valid_arg, parts, t, n, *strides, alpha_bits,
+            POLICY=rk.LYNX if policy == "lynx" else rk.OEA, BT=bt, **common,
+            num_warps=max(warps, _warps(chunk * bn, cfg)) if policy == "lynx" else warps,
+        )
+        mode = rk.FROM_PARTS
+    rk.route_kernel[(blocks,)](
+        logits, valid_arg, parts, weights, ids, t, n, *strides, blocks, alpha_bits,
+        ACTIVE=mode, BT=bt, **route, **common, num_warps=warps,
+    )
+    return weights, ids

@@ -1,0 +1,248 @@
+"""Triton routing kernels vs :func:`lynx.routing.select_experts` (the PyTorch reference).
+
+Three groups:
+
+* dispatch rules (plain process, Triton never imported): which backend serves a call;
+* the kernels compiled for sm_90 without a GPU (lowering errors, shared memory);
+* exactness in Triton's CPU interpreter: ids identical and weights within 2e-6 relative
+  on random logits (skewed, tied, +-0.0, -inf, bf16/fp16, strided), padding rows, T=1,
+  both scorings and renormalisations, both launch plans, several (N, k, alpha, beta, k0).
+  ``TRITON_INTERPRET=1`` must be set before the kernels are defined and would leak into
+  other tests, so these run in a subprocess that re-runs this file with it set
+  (``test_interp_*`` are skipped in a normal process).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lynx.routing import select_experts
+from lynx.routing.config import resolve_params
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (optional)")
+interp_only = pytest.mark.skipif(not INTERPRET, reason="runs in the interpreter subprocess")
+outer_only = pytest.mark.skipif(INTERPRET, reason="kernels are interpreted in this process")
+
+if INTERPRET and HAS_TRITON:
+    from lynx.kernels.triton_interpret import patch_interpreter
+
+    patch_interpreter()  # numpy >= 2.4 loop-bound fix, before any kernel runs
+
+
+# ----------------------------------------------------------------------------- dispatch
+@outer_only
+def test_auto_dispatch_keeps_torch_on_cpu_and_meta(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lynx.kernels.routing_dispatch import routing_backend
+
+    monkeypatch.delenv("LYNX_ROUTING_BACKEND", raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    for device in ("cpu", "meta"):
+        assert routing_backend(torch.zeros(4, 128, device=device), 8, "lynx", {"alpha": 3.0, "beta": 2}) == "torch"
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
+    assert routing_backend(torch.zeros(4, 128), 8, "topk", {}) == "torch"
+
+
+@outer_only
+def test_forced_backend_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lynx.kernels.routing_dispatch import routing_backend
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "cuda")
+    with pytest.raises(ValueError, match="LYNX_ROUTING_BACKEND"):
+        routing_backend(torch.zeros(2, 8), 2, "topk", {})
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "triton")  # CPU tensor, no interpreter
+    with pytest.raises(RuntimeError, match="cannot run"):
+        select_experts(torch.zeros(2, 8), 2)
+
+
+@outer_only
+def test_unsupported_shapes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lynx.kernels.routing_dispatch import triton_unsupported_reason
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # CPU tensors count as runnable
+    ok = {"alpha": 3.0, "beta": 2}
+    if not HAS_TRITON:
+        assert "not installed" in triton_unsupported_reason(torch.zeros(4, 8), 2, "lynx", ok)
+        return
+    assert triton_unsupported_reason(torch.zeros(4, 128), 8, "lynx", ok) is None
+    assert "N=300" in triton_unsupported_reason(torch.zeros(4, 300), 8, "topk", {})
+    assert "overflow" in triton_unsupported_reason(torch.zeros(64, 16), 4, "lynx", {"alpha": 8.0, "beta": 12})
+    assert "dtype" in triton_unsupported_reason(torch.zeros(4, 8, dtype=torch.int32), 2, "topk", {})
+
+
+# ----------------------------------------------------------------------------- sm_90 build
+@needs_triton
+@outer_only
+def test_kernels_compile_for_sm90() -> None:
+    from triton import compile as triton_compile
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from lynx.kernels import routing_kernels as rk
+
+    consts = "HAS_VALID K KP BETA PACKED K0 K0P BT BN CHUNK".split()
+    head = {"logits_ptr": "*bf16", "valid_ptr": "*u8", "parts_ptr": "*i8"}
+    sizes = {"T": "i32", "N": "i32", "stride_t": "i32", "stride_n": "i32"}
+    route_sig = {**head, "weights_ptr": "*fp32", "ids_ptr": "*i64", **sizes, "num_parts": "i32",
+                 "alpha_bits": "i64", **dict.fromkeys(consts + ["ACTIVE", "SOFTMAX", "RENORM", "RESORT"], "constexpr")}
+    active_sig = {**head, **sizes, "alpha_bits": "i64", **dict.fromkeys(consts + ["POLICY"], "constexpr")}
+    qwen3 = dict(HAS_VALID=True, K=8, KP=8, BETA=2, K0=5, K0P=8, BN=128, CHUNK=64)
+    builds = [  # (kernel, signature, constexprs, warps): every plan of the Qwen3-30B-A3B shape
+        (rk.route_kernel, route_sig, dict(qwen3, ACTIVE=rk.LYNX_HERE, PACKED=True, BT=16, SOFTMAX=True,
+                                          RENORM=True, RESORT=False), 8),
+        (rk.route_kernel, route_sig, dict(qwen3, ACTIVE=rk.OEA_HERE, PACKED=False, BT=16, SOFTMAX=False,
+                                          RENORM=False, RESORT=True), 8),
+        (rk.active_kernel, active_sig, dict(qwen3, POLICY=rk.LYNX, PACKED=False, BT=4), 8),
+        (rk.active_kernel, active_sig, dict(qwen3, POLICY=rk.OEA, PACKED=True, BT=4), 2),
+        (rk.route_kernel, route_sig, dict(qwen3, ACTIVE=rk.FROM_PARTS, PACKED=True, BT=4, SOFTMAX=True,
+                                          RENORM=False, RESORT=False), 2),
+        (rk.route_kernel, route_sig, dict(qwen3, ACTIVE=rk.NONE, PACKED=True, BT=1, SOFTMAX=True, RENORM=True,
+                                          RESORT=False, HAS_VALID=False), 1),
+    ]
+    for fn, sig, consts_, warps in builds:
+        aligned = {(i,): [["tt.divisibility", 16]] for i, ty in enumerate(sig.values()) if ty.startswith("*")}
+        src = ASTSource(fn=fn, signature=sig, constexprs=consts_, attrs=aligned)
+        kernel = triton_compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=1))
+        assert kernel.metadata.shared <= 232448
+        assert ".local" not in kernel.asm["ptx"]  # no local-memory arrays in the generated code
+
+
+# ----------------------------------------------------------------------------- interpreter
+@needs_triton
+@outer_only
+@pytest.mark.slow
+def test_kernels_in_interpreter() -> None:
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "test_interp_", str(Path(__file__))]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent)
+    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, report
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], report
+
+
+def make_logits(seed: int, t: int, n: int, kind: str) -> torch.Tensor:
+    """``[t, n]`` router logits of one of several kinds (see the module docstring)."""
+    g = torch.Generator().manual_seed(seed)
+    if kind == "ties":  # a coarse grid: many equal logits per row
+        return torch.randint(-4, 3, (t, n), generator=g).float() / 2
+    if kind == "zeros":  # only +0.0 and -0.0: the ranking must come from the index
+        signs = torch.randint(0, 2, (t, n), generator=g).float() * 2 - 1
+        return signs * 0.0
+    if kind == "inf":  # masked experts (-inf), every row keeps some finite ones
+        z = torch.randn(t, n, generator=g)
+        z[torch.rand(t, n, generator=g) < 0.3] = float("-inf")
+        z[:, :2] = torch.randn(t, 2, generator=g)
+        return z
+    if kind in ("bf16", "fp16"):
+        return (torch.randn(t, n, generator=g) * 3).to(torch.bfloat16 if kind == "bf16" else torch.float16)
+    if kind == "strided":  # a column slice of a wider tensor
+        return (torch.randn(t, n + 3, generator=g) * 2)[:, 1 : n + 1]
+    if kind == "skewed":  # trained-router-like: expert popularity + token topics + noise
+        pop, topics = torch.randn(n, generator=g) * 0.5, torch.randn(4, n, generator=g) * 1.5
+        return pop + topics[torch.randint(0, 4, (t,), generator=g)] + torch.randn(t, n, generator=g)
+    return torch.randn(t, n, generator=g) * float(torch.empty(()).uniform_(0.1, 6.0, generator=g))
+
+
+def make_valid(seed: int, t: int, mode: str) -> torch.Tensor | None:
+    g = torch.Generator().manual_seed(seed + 7)
+    if mode == "all":
+        return None
+    if mode == "random":
+        return torch.rand(t, generator=g) < 0.6
+    valid = torch.zeros(t, dtype=torch.bool)
+    if mode == "last":  # the first valid row sits in the last row block
+        valid[-1] = True
+    return valid  # "none"
+
+
+# (T, N, k, policy, params, scoring, renormalize, logits kind, valid mode, fused)
+EDGE_CASES = [
+    (1, 128, 8, "lynx", {}, "softmax", True, "skewed", "all", True),
+    (1, 128, 8, "oea", {}, "sigmoid", False, "gauss", "all", True),
+    (1, 128, 8, "topk", {}, "softmax", False, "bf16", "all", False),
+    (16, 128, 8, "lynx", {}, "softmax", True, "skewed", "random", True),  # Qwen3-30B-A3B
+    (16, 128, 8, "lynx", {}, "softmax", True, "skewed", "random", False),
+    (12, 128, 8, "oea", {"k0": 5}, "softmax", False, "bf16", "random", False),
+    (24, 64, 6, "lynx", {"alpha": 0.7, "beta": 5}, "softmax", False, "ties", "random", True),  # unpacked m'
+    (24, 64, 6, "lynx", {"alpha": 6.0, "beta": 5}, "sigmoid", True, "ties", "random", False),
+    (9, 160, 6, "lynx", {"alpha": 1.1, "beta": 2}, "sigmoid", False, "skewed", "all", False),  # DeepSeek-V2
+    (6, 8, 8, "oea", {"k0": 8}, "softmax", True, "gauss", "random", True),  # k == N
+    (5, 4, 1, "lynx", {}, "softmax", False, "ties", "random", False),  # k = 1
+    (5, 4, 1, "oea", {"k0": 1}, "sigmoid", True, "gauss", "random", True),
+    (7, 16, 4, "lynx", {}, "softmax", True, "zeros", "none", True),
+    (7, 16, 4, "oea", {"k0": 2}, "softmax", True, "inf", "last", False),
+    (10, 32, 4, "lynx", {"alpha": 0.3, "beta": 1}, "softmax", True, "inf", "last", False),
+    (10, 32, 3, "lynx", {"alpha": 3.0, "beta": 3}, "softmax", False, "fp16", "all", True),
+    (6, 24, 5, "oea", {"k0": 3}, "sigmoid", False, "strided", "random", False),
+    (6, 24, 5, "lynx", {}, "sigmoid", True, "strided", "random", True),
+]
+
+
+def random_cases(count: int, seed: int = 2024) -> list[tuple]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        t, n = rng.choice([1, 2, 3, 5, 8, 11, 16]), rng.choice([4, 8, 16, 24, 64])
+        k = rng.randint(1, min(n, 8))
+        policy = rng.choice(["topk", "lynx", "oea"])
+        params: dict = {}
+        if policy == "lynx" and rng.random() < 0.8:
+            params = {"alpha": rng.choice([0.3, 0.7, 1.1, 3.0, 6.0]), "beta": rng.randint(1, 5)}
+        elif policy == "oea" and rng.random() < 0.8:
+            params = {"k0": rng.randint(1, k)}
+        out.append((t, n, k, policy, params, rng.choice(["softmax", "sigmoid"]), rng.random() < 0.5,
+                    rng.choice(["gauss", "skewed", "ties", "bf16", "zeros", "inf"]),
+                    rng.choice(["all", "random", "last", "none"]), rng.random() < 0.5))
+    return out
+
+
+CASES = EDGE_CASES + random_cases(24)
+
+
+@interp_only
+@pytest.mark.parametrize("case", CASES, ids=[f"c{i}" for i in range(len(CASES))])
+def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lynx.kernels.routing_triton import RoutingKernelConfig, select_experts_triton
+
+    t, n, k, policy, params, scoring, renorm, kind, valid_mode, fused = case
+    logits = make_logits(t * 1000 + n + k, t, n, kind)
+    valid = make_valid(t + n, t, valid_mode)
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
+    want_w, want_ids = select_experts(logits, k, policy, scoring, renorm, valid, **params)
+    cfg = RoutingKernelConfig(fused_max_rows=64 if fused else 0, block_rows=(1, 2, 4)[t % 3])
+    p = resolve_params(policy, params, n, k)
+    got_w, got_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg)
+    assert got_ids.dtype == torch.int64 and got_w.dtype == torch.float32
+    assert torch.equal(got_ids, want_ids), (got_ids, want_ids)
+    torch.testing.assert_close(got_w, want_w, rtol=2e-6, atol=1e-30)
+
+
+@interp_only
+def test_interp_select_experts_dispatches_to_triton(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lynx.kernels.routing_triton as rt
+
+    logits, valid = make_logits(3, 6, 64, "skewed"), make_valid(3, 6, "random")
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
+    want_w, want_ids = select_experts(logits, 4, "lynx", valid=valid)
+    real, calls = rt.select_experts_triton, []
+
+    def spy(*args: object, **kwargs: object) -> tuple:
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rt, "select_experts_triton", spy)
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "triton")
+    got_w, got_ids = select_experts(logits, 4, "lynx", valid=valid)
+    assert calls == ["lynx"]
+    assert torch.equal(got_ids, want_ids)
+    torch.testing.assert_close(got_w, want_w, rtol=2e-6, atol=1e-30)
