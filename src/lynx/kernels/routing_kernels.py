@@ -31,14 +31,7 @@ from lynx.kernels.routing_active import (
     oea_base,
 )
 from lynx.kernels.routing_remap import remap_slots, slot_weights
-from lynx.kernels.routing_tiles import (
-    affinity_bins,
-    load_logits,
-    load_row_valid,
-    rank_key_expert,
-    rank_keys,
-    union_of_rows,
-)
+from lynx.kernels.routing_tiles import affinity_bins, load_logits, load_row_valid, rank_keys, union_of_rows
 
 # route_kernel's ACTIVE modes: where the batch's active set comes from
 NONE, FROM_PARTS, LYNX_HERE, OEA_HERE = 0, 1, 2, 3
@@ -48,29 +41,32 @@ LYNX, OEA = 1, 2  # active_kernel's POLICY
 @triton.jit(do_not_specialize=["T", "alpha_bits"])
 def active_kernel(
     logits_ptr, valid_ptr, parts_ptr,  # [T, N] logits, [T] bool (if HAS_VALID), [blocks, BN] int8 out
-    T, N, stride_t, stride_n, alpha_bits,  # alpha_bits: LYNX alpha's float64 bits as int64
-    HAS_VALID: tl.constexpr, POLICY: tl.constexpr,
-    K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, PACKED: tl.constexpr,
-    K0: tl.constexpr, K0P: tl.constexpr,
+    T, stride_t, stride_n, alpha_bits,  # alpha_bits: LYNX alpha's float64 bits as int64
+    N: tl.constexpr,  # experts (a model constant: static masks, vectorised loads when N == BN)
+    HAS_VALID: tl.constexpr, POLICY: tl.constexpr, KEY16: tl.constexpr, WIDE: tl.constexpr,
+    K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
     BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
 ):
     """Experts chosen by the valid rows of row block ``pid`` (LYNX picks / OEA base)."""
     pid = tl.program_id(0)
     rows = pid * BT + tl.arange(0, BT)  # [BT]
     cols = tl.arange(0, BN)  # [BN]
-    z = load_logits(logits_ptr, rows, cols, T, N, stride_t, stride_n)  # [BT, BN]
+    z, raw = load_logits(logits_ptr, rows, cols, T, N, stride_t, stride_n)  # [BT, BN]
     ok = load_row_valid(valid_ptr, rows, T, HAS_VALID)  # [BT]
-    key = rank_keys(z, cols, N)  # [BT, BN]
+    key = rank_keys(z, raw, cols, N, KEY16)  # [BT, BN]
     if POLICY == 1:  # LYNX
         alpha = alpha_bits.to(tl.float64, bitcast=True)
         batch = batch_size(valid_ptr, T, HAS_VALID, CHUNK)
+        if WIDE:
+            batch = batch.to(tl.int64)
         total = lynx_batch_votes(
             logits_ptr, valid_ptr, T, N, stride_t, stride_n, alpha, batch, cols, HAS_VALID, BETA, CHUNK
         )  # s' [BN], over the whole batch
         q = affinity_bins(z, alpha, BETA)
-        chosen = lynx_picks(q, key, lynx_votes(q, ok, batch, BETA), total, batch, K, KP, BETA, PACKED)
+        votes = lynx_votes(q, ok, batch, BETA)
+        chosen = lynx_picks(q, key, votes, total, batch, cols, N, K, KP, BETA, KEY16, WIDE)
     else:  # OEA
-        chosen = oea_base(key, K0, K0P)
+        chosen = oea_base(key, cols, K0, K0P, KEY16)
     tl.store(parts_ptr + pid * BN + cols, union_of_rows(chosen, ok).to(tl.int8))
 
 
@@ -88,53 +84,57 @@ def _union_of_parts(parts_ptr, num_parts, cols, BN: tl.constexpr, PART_CHUNK: tl
 @triton.jit(do_not_specialize=["T", "num_parts", "alpha_bits"])
 def route_kernel(
     logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr,  # out: [T, K] float32, [T, K] int64
-    T, N, stride_t, stride_n, num_parts, alpha_bits,
-    HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr,
+    T, stride_t, stride_n, num_parts, alpha_bits,
+    N: tl.constexpr,
+    HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr, KEY16: tl.constexpr, WIDE: tl.constexpr,
     SOFTMAX: tl.constexpr, RENORM: tl.constexpr, RESORT: tl.constexpr,
-    K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, PACKED: tl.constexpr,
-    K0: tl.constexpr, K0P: tl.constexpr,
+    K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
     BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
 ):
     """Final ``(weights, ids)`` of row block ``pid`` (the only block in the fused modes)."""
     pid = tl.program_id(0)
     rows = pid * BT + tl.arange(0, BT)  # [BT]
     cols = tl.arange(0, BN)  # [BN]
-    z = load_logits(logits_ptr, rows, cols, T, N, stride_t, stride_n)  # [BT, BN]
+    z, raw = load_logits(logits_ptr, rows, cols, T, N, stride_t, stride_n)  # [BT, BN]
     ok = load_row_valid(valid_ptr, rows, T, HAS_VALID)  # [BT]
-    key = rank_keys(z, cols, N)  # [BT, BN]
+    key = rank_keys(z, raw, cols, N, KEY16)  # [BT, BN]
 
     if ACTIVE == 1:  # FROM_PARTS
         active = _union_of_parts(parts_ptr, num_parts, cols, BN, CHUNK)
     elif ACTIVE == 2:  # LYNX_HERE: this program holds the whole batch
         alpha = alpha_bits.to(tl.float64, bitcast=True)
-        batch = tl.sum(ok.to(tl.int64), axis=0)
+        batch = tl.sum(ok.to(tl.int32), axis=0)
+        if WIDE:
+            batch = batch.to(tl.int64)
         q = affinity_bins(z, alpha, BETA)
         votes = lynx_votes(q, ok, batch, BETA)  # [BT, BN]
         total = tl.sum(votes, axis=0)  # s' [BN]
-        active = union_of_rows(lynx_picks(q, key, votes, total, batch, K, KP, BETA, PACKED), ok)
+        picks = lynx_picks(q, key, votes, total, batch, cols, N, K, KP, BETA, KEY16, WIDE)
+        active = union_of_rows(picks, ok)
     elif ACTIVE == 3:  # OEA_HERE
-        active = union_of_rows(oea_base(key, K0, K0P), ok)
+        active = union_of_rows(oea_base(key, cols, K0, K0P, KEY16), ok)
     else:  # NONE: plain top-k
         active = tl.zeros([BN], tl.int32)
 
-    slots = remap_slots(key, active, K, KP, RESORT)  # [BT, KP] rank keys, best first
-    weights = slot_weights(z, key, slots, K, KP, SOFTMAX, RENORM, ACTIVE == 0)  # [BT, KP]
+    lo, ids = remap_slots(key, active, cols, N, K, KP, KEY16, RESORT)  # [BT, KP] best first
+    dtype = logits_ptr.dtype.element_ty
+    weights = slot_weights(z, key, lo, cols, dtype, K, KP, KEY16, SOFTMAX, RENORM, ACTIVE == 0)
 
     if HAS_VALID:
         # Padding rows copy the ids of the first valid row (row 0 if none is valid).
         first = first_valid_row(valid_ptr, T, HAS_VALID, CHUNK)
-        ref = tl.max(tl.where(rows[:, None] == first, slots, -1), axis=0)[None, :]  # [1, KP]
+        ref = tl.max(tl.where(rows[:, None] == first, ids, -1), axis=0)[None, :]  # [1, KP]
         has_padding = tl.sum(((rows < T) & ~ok).to(tl.int32), axis=0) > 0
         outside = (first < pid * BT) | (first >= pid * BT + BT)
         if has_padding & outside:  # split path only: route the first valid row here too
             one = first + tl.arange(0, 1)  # [1]
-            z1 = load_logits(logits_ptr, one, cols, T, N, stride_t, stride_n)  # [1, BN]
-            ref = remap_slots(rank_keys(z1, cols, N), active, K, KP, RESORT)  # [1, KP]
-        slots = tl.where(ok[:, None], slots, ref)
+            z1, raw1 = load_logits(logits_ptr, one, cols, T, N, stride_t, stride_n)  # [1, BN]
+            _, ref = remap_slots(rank_keys(z1, raw1, cols, N, KEY16), active, cols, N, K, KP, KEY16, RESORT)
+        ids = tl.where(ok[:, None], ids, ref)
         weights = tl.where(ok[:, None], weights, 0.0)
 
     slot = tl.arange(0, KP)[None, :]
     out = rows[:, None] * K + slot  # [BT, KP] offsets into [T, K]
     store = (rows[:, None] < T) & (slot < K)
-    tl.store(ids_ptr + out, rank_key_expert(slots), mask=store)
+    tl.store(ids_ptr + out, ids.to(tl.int64), mask=store)
     tl.store(weights_ptr + out, weights, mask=store)

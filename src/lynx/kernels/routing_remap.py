@@ -2,8 +2,8 @@
 
 Every policy ends the same way (:mod:`lynx.routing.lynx` step 6, :mod:`lynx.routing.oea`,
 :mod:`lynx.routing.topk`): a token takes the first ``k`` experts of its own ranking, experts
-in the batch's active set first. With the rank key below an "active" bit at bit 40 that is
-one bitonic top-k per row, which also yields the slots best first whenever every chosen
+in the batch's active set first. That is one :func:`select_top` per row (the active flag
+above the ranking key), and its winners come out best-ranked first whenever every chosen
 expert is active (LYNX: a token's own picks are in the set; top-k: the set is empty). OEA
 may fill with experts outside ``S``, so its slots are re-sorted by rank (``RESORT``).
 
@@ -20,28 +20,36 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from lynx.kernels.routing_tiles import largest, rank_key_logit
+from lynx.kernels.routing_select import select_top, sort_slots
+from lynx.kernels.routing_tiles import INT32_MIN, key_logit
 
 
 @triton.jit
-def remap_slots(rank_key, active, K: tl.constexpr, KP: tl.constexpr, RESORT: tl.constexpr):
-    """``[R, KP]`` rank keys of each row's chosen experts, best-ranked first; -1 past ``K``.
+def remap_slots(
+    key, active, cols, N,
+    K: tl.constexpr, KP: tl.constexpr, KEY16: tl.constexpr, RESORT: tl.constexpr,
+):
+    """``([R, KP] ranking keys, [R, KP] expert ids)`` of each row's final experts, best first.
 
-    ``rank_key``: ``[R, BN]``; ``active``: ``[BN]`` int32 0/1 (all 0 = plain top-k).
+    ``key``: ``[R, BN]`` ranking keys; ``active``: ``[BN]`` int32 0/1 (all 0 = plain top-k).
+    Slots past ``K`` hold ``INT32_MIN`` and id 0.
     """
-    key = rank_key | (active.to(tl.int64)[None, :] << 40)  # -1 (past N) stays -1
-    top = largest(key, KP)  # [R, KP]: active experts first, each group by rank
-    slot = tl.arange(0, KP)[None, :]
-    top = tl.where(slot < K, top & 1099511627775, -1)  # drop the active bit; -1 sorts last
-    if RESORT and KP > 1:
-        top = tl.sort(top, dim=1, descending=True)  # fill experts interleave by rank
-    return top
+    if KEY16:  # one key: active flag at bit 24 above the 24-bit ranking key
+        flagged = key | (active[None, :] << 24)  # -1 (past N) stays -1
+        _, lo, idx = select_top(flagged, flagged, cols, INT32_MIN, INT32_MIN, K, KP, False, True)
+        lo = tl.where(lo == INT32_MIN, lo, lo & 16777215)  # drop the flag
+    else:  # float32 logits: the flag as the primary key
+        flag = tl.where(cols[None, :] < N, active[None, :], -1)  # past N: below inactive
+        _, lo, idx = select_top(flag, key, cols, INT32_MIN, INT32_MIN, K, KP, True, False)
+    if RESORT:
+        lo, idx = sort_slots(lo, idx, K, KP)
+    return lo, idx
 
 
 @triton.jit
-def slot_scores(slots, zmax, denom, SOFTMAX: tl.constexpr):
-    """``[R, KP]`` float32 router scores of the experts in ``slots`` (rank keys)."""
-    z = rank_key_logit(slots)
+def slot_scores(lo, zmax, denom, dtype: tl.constexpr, KEY16: tl.constexpr, SOFTMAX: tl.constexpr):
+    """``[R, KP]`` float32 router scores of the experts with ranking keys ``lo``."""
+    z = key_logit(lo, dtype, KEY16)
     if SOFTMAX:
         e = tl.exp((z - zmax[:, None]).to(tl.float64)).to(tl.float32)  # torch: exp(z - max)
         return e / denom[:, None]
@@ -51,13 +59,13 @@ def slot_scores(slots, zmax, denom, SOFTMAX: tl.constexpr):
 
 @triton.jit
 def slot_weights(
-    z, rank_key, slots,
-    K: tl.constexpr, KP: tl.constexpr, SOFTMAX: tl.constexpr, RENORM: tl.constexpr,
-    CHOSEN_IS_TOPK: tl.constexpr,
+    z, key, lo, cols, dtype: tl.constexpr,
+    K: tl.constexpr, KP: tl.constexpr, KEY16: tl.constexpr, SOFTMAX: tl.constexpr,
+    RENORM: tl.constexpr, CHOSEN_IS_TOPK: tl.constexpr,
 ):
-    """``[R, KP]`` float32 weights of ``slots`` under the model's convention (0 past ``K``).
+    """``[R, KP]`` float32 weights of the slots ``lo`` (ranking keys) under the model's rule.
 
-    ``z``: the rows' logits ``[R, BN]`` (-inf past N); ``rank_key``: their rank keys;
+    ``z``: the rows' logits ``[R, BN]`` (-inf past N); ``key``: their ranking keys;
     ``CHOSEN_IS_TOPK``: the slots are the plain top-k (their mass is the target mass).
     """
     zmax = tl.max(z, axis=1)  # [R]
@@ -67,7 +75,7 @@ def slot_weights(
     else:
         denom = tl.full([z.shape[0]], 1.0, tl.float32)  # cancels in the renormalisation
     in_k = tl.arange(0, KP)[None, :] < K
-    chosen = tl.where(in_k, slot_scores(slots, zmax, denom, SOFTMAX), 0.0)  # [R, KP]
+    chosen = tl.where(in_k, slot_scores(lo, zmax, denom, dtype, KEY16, SOFTMAX), 0.0)  # [R, KP]
     raw_mass = tl.sum(chosen, axis=1)  # [R]
     # All chosen scores can underflow to 0: divide by 1 there, as the PyTorch path does.
     mass = tl.where(raw_mass > 0, raw_mass, 1.0)
@@ -76,6 +84,6 @@ def slot_weights(
     if CHOSEN_IS_TOPK:
         top_mass = raw_mass  # same values, same order: the ratio is exactly 1 (or 0)
     else:
-        top = largest(rank_key, KP)  # [R, KP] the plain top-k, best first
-        top_mass = tl.sum(tl.where(in_k, slot_scores(top, zmax, denom, SOFTMAX), 0.0), axis=1)
+        _, top, _ = select_top(key, key, cols, INT32_MIN, INT32_MIN, K, KP, False, KEY16)  # plain top-k
+        top_mass = tl.sum(tl.where(in_k, slot_scores(top, zmax, denom, dtype, KEY16, SOFTMAX), 0.0), axis=1)
     return chosen * (top_mass / mass)[:, None]

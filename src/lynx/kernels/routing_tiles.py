@@ -1,19 +1,20 @@
-"""Tile primitives of the Triton routing kernels: ranking keys, affinity bins, k-th largest.
+"""Tile primitives of the Triton routing kernels: logits, int32 ranking keys, bins, powers.
 
 Every policy orders a token's experts by the token's own ranking (logit descending, equal
 logits toward the lower index, as :func:`lynx.routing.scores.rank_experts`). The kernels
-encode that order in one non-negative int64 per (token, expert), so that a single integer
-max/sort does the work of the stable two-key comparison::
+encode it in int32 keys, because 32-bit integer max-reductions are single warp
+instructions on sm_80+ (``redux.sync``) while 64-bit ones take shuffle trees:
 
-    rank key = orderable_u32(z) << 8 | (255 - e)          (< 2**40; larger = better rank)
+* 16-bit logits (bf16/fp16, what a router GEMM produces): ``key = u16(z) << 8 | (255 - e)``,
+  ``u16`` the float's bits mapped to an unsigned integer of the same order. Keys are
+  distinct within a row (``< 2**24``), so one max finds the best-ranked expert, and an
+  "active" flag fits above them at bit 24 (``KEY16``).
+* float32 logits: ``key`` = the signed int32 of the same order as the floats; equal
+  logits share a key and the expert index breaks the tie in a second reduction.
 
-``orderable_u32`` maps float32 bits to an unsigned integer with the same order as the
-floats (-0.0 is first turned into +0.0: torch's sort treats them as equal, so their order
-must come from the index). Policy keys put more significant fields above bit 40 (LYNX's
-preference value, OEA's / the remap's "in the active set" flag). Columns past ``N`` get -1,
-below every real key, and are never selected. ``N <= 256`` keeps the index in 8 bits.
-
-All helpers work on ``[R, BN]`` register tiles, one row per token, for any ``R``.
+-0.0 is mapped to +0.0 first (torch's sort treats them as equal, so their order must come
+from the index). Columns past ``N`` get :data:`PAD_KEY`-like sentinels below every real
+key. All helpers work on ``[R, BN]`` register tiles, one row per token, for any ``R``.
 """
 
 from __future__ import annotations
@@ -21,20 +22,24 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-RANK_BITS = 40  # bits of a rank key; policy fields start here
-MAX_EXPERTS = 256  # the expert index field is 8 bits
+MAX_EXPERTS = 256  # the expert index field of a 16-bit key is 8 bits
+INT32_MIN = tl.constexpr(-2147483648)  # sentinel of retired keys (no real key has it)
 
 
 @triton.jit
-def load_logits(ptr, rows, cols, T, N, stride_t, stride_n):
-    """``[R, BN]`` float32 logits of ``rows``; entries outside ``[T, N]`` are -inf.
+def load_logits(ptr, rows, cols, T, N: tl.constexpr, stride_t, stride_n):
+    """``(z, raw)``: ``[R, BN]`` float32 logits and the loaded values in the input dtype.
 
-    -0.0 becomes +0.0 so that its rank key equals +0.0's (equal logits rank by index).
+    Entries outside ``[T, N]`` are -inf. -0.0 becomes +0.0 in ``z``.
     """
-    inside = (rows[:, None] < T) & (cols[None, :] < N)
+    if cols.shape[0] == N:  # N constexpr: no column mask, so rows load as wide vectors
+        inside = rows[:, None] < T  # [R, 1], broadcast by the load
+    else:
+        inside = (rows[:, None] < T) & (cols[None, :] < N)
     offs = rows[:, None].to(tl.int64) * stride_t + cols[None, :].to(tl.int64) * stride_n
-    z = tl.load(ptr + offs, mask=inside, other=float("-inf")).to(tl.float32)
-    return tl.where(z == 0.0, 0.0, z)
+    raw = tl.load(ptr + offs, mask=inside, other=float("-inf"))
+    z = raw.to(tl.float32)
+    return tl.where(z == 0.0, 0.0, z), raw
 
 
 @triton.jit
@@ -47,33 +52,34 @@ def load_row_valid(valid_ptr, rows, T, HAS_VALID: tl.constexpr):
 
 
 @triton.jit
-def rank_keys(z, cols, N):
-    """``[R, BN]`` int64 rank keys of logits ``z`` (see the module docstring); -1 past N."""
-    b = z.to(tl.int32, bitcast=True).to(tl.int64)  # sign-extended float bits
-    # Negative floats order in reverse of their magnitude bits: flip them all; positive
-    # ones move above every negative one.
-    u = tl.where(b < 0, ~b, b + 2147483648)  # [0, 2**32), same order as the floats
-    key = (u << 8) | (255 - cols[None, :]).to(tl.int64)
-    return tl.where(cols[None, :] < N, key, -1)
+def rank_keys(z, raw, cols, N, KEY16: tl.constexpr):
+    """``[R, BN]`` int32 ranking keys (module docstring); past ``N``: -1 (KEY16) or MIN+1."""
+    real = cols[None, :] < N
+    if KEY16:
+        b = raw.to(tl.int16, bitcast=True).to(tl.int32)  # sign-extended 16-bit float bits
+        b = tl.where(z == 0.0, 0, b)  # -0.0 -> +0.0
+        s = tl.where(b < 0, b ^ 32767, b)  # signed, ordered like the floats
+        key = ((s + 32768) << 8) | (255 - cols[None, :])  # [0, 2**24), distinct per row
+        return tl.where(real, key, -1)
+    b = z.to(tl.int32, bitcast=True)  # z is already -0.0-free
+    s = tl.where(b < 0, b ^ 2147483647, b)  # signed, ordered like the floats (> MIN + 1)
+    return tl.where(real, s, INT32_MIN + 1)
 
 
 @triton.jit
-def rank_key_expert(keys):
-    """Expert index of rank keys (any shape)."""
-    return 255 - (keys & 255)
-
-
-@triton.jit
-def rank_key_logit(keys):
-    """Float32 logit of rank keys (any shape): inverse of the bit mapping in rank_keys."""
-    u = keys >> 8
-    b = tl.where(u >= 2147483648, u - 2147483648, ~u)  # back to signed float bits
-    return b.to(tl.int32).to(tl.float32, bitcast=True)
+def key_logit(keys, dtype: tl.constexpr, KEY16: tl.constexpr):
+    """Float32 logit of ranking keys (any shape; a KEY16 "active" bit must be cleared)."""
+    if KEY16:
+        s = (keys >> 8) - 32768
+        b = tl.where(s < 0, s ^ 32767, s)
+        return b.to(tl.int16).to(dtype, bitcast=True).to(tl.float32)
+    b = tl.where(keys < 0, keys ^ 2147483647, keys)
+    return b.to(tl.float32, bitcast=True)
 
 
 @triton.jit
 def affinity_bins(z, alpha, BETA: tl.constexpr):
-    """``q = max(ceil(alpha * (z - max z)), -beta)`` per entry, int64 ``[R, BN]``.
+    """``q = max(ceil(alpha * (z - max z)), -beta)`` per entry, int32 ``[R, BN]``.
 
     float64 as in :func:`lynx.routing.lynx.affinity_bins`: the float32 difference is exact
     there and ``alpha * r`` (``alpha`` a float64 scalar) is rounded once, so bin edges are
@@ -83,43 +89,16 @@ def affinity_bins(z, alpha, BETA: tl.constexpr):
     zmax = tl.where(zmax > float("-inf"), zmax, 0.0)  # rows past T: no NaN (-inf - -inf)
     r = z.to(tl.float64) - zmax.to(tl.float64)[:, None]  # [R, BN] <= 0
     x = tl.maximum(alpha * r, -BETA)  # -inf logits land in the lowest bin
-    return x.to(tl.int64)
+    return x.to(tl.int32)
 
 
 @triton.jit
 def int_pow(base, e, MAX_E: tl.constexpr):
-    """``base ** e`` for an int64 scalar ``base`` and int64 exponents ``e`` in ``[0, MAX_E]``."""
-    p = tl.zeros_like(e) + 1
-    for j in tl.static_range(MAX_E):  # repeated products: exact in int64 (caller bounds them)
+    """``base ** e`` (in ``base``'s dtype) for integer exponents ``e`` in ``[0, MAX_E]``."""
+    p = tl.zeros_like(e).to(base.dtype) + 1
+    for j in tl.static_range(MAX_E):  # repeated products: exact (the host bounds them)
         p = tl.where(e > j, p * base, p)
     return p
-
-
-@triton.jit
-def largest(x, KP: tl.constexpr):
-    """``[R, KP]``: the ``KP`` (a power of two) largest entries of each row, largest first."""
-    if KP == 1:  # tl.topk cannot reduce a [1, BN] tile to a single element
-        return tl.max(x, axis=1, keep_dims=True)
-    return tl.topk(x, KP, dim=1)  # bitonic top-k
-
-
-@triton.jit
-def kth_largest(x, K: tl.constexpr, KP: tl.constexpr):
-    """``[R]``: the ``K``-th largest entry of each row of ``x`` (duplicates counted).
-
-    ``KP`` = next power of two >= K.
-    """
-    top = largest(x, KP)  # [R, KP]
-    slot = tl.arange(0, KP)[None, :]
-    return tl.max(tl.where(slot == K - 1, top, -9223372036854775807 - 1), axis=1)
-
-
-@triton.jit
-def nth_largest(x, n, KP: tl.constexpr):
-    """``[R]``: the ``n[r]``-th largest entry of row ``r`` of ``x``, ``1 <= n[r] <= KP``."""
-    top = largest(x, KP)  # [R, KP]
-    slot = tl.arange(0, KP)[None, :]
-    return tl.max(tl.where(slot == n[:, None] - 1, top, -9223372036854775807 - 1), axis=1)
 
 
 @triton.jit

@@ -2,7 +2,7 @@
 
 ``select_experts_triton`` returns exactly what :func:`lynx.routing.select_experts` returns
 (ids identical, weights within a few float32 ulps) for the shapes that
-:func:`lynx.kernels.routing_dispatch.triton_routing_supported` accepts. Every launch
+:func:`lynx.kernels.routing_dispatch.triton_unsupported_reason` accepts. Every launch
 parameter depends only on Python values (``T``, ``N``, ``k``, the policy's parameters),
 nothing reads the device, so the call can be captured in a CUDA graph.
 
@@ -22,7 +22,6 @@ import torch
 import triton
 
 from lynx.kernels import routing_kernels as rk
-from lynx.kernels.routing_active import packed_m_fits
 from lynx.kernels.routing_tiles import next_pow2
 
 
@@ -33,7 +32,7 @@ class RoutingKernelConfig:
     fused_max_rows: int = 32  # LYNX/OEA: batches of at most this many rows run fused
     block_rows: int = 4  # split path and top-k: rows per program
     fused_max_elems: int = 16384  # fused tile [T_pow2, N_pow2] bound (registers)
-    chunk_elems: int = 2048  # rows per step of the batch-wide loops: chunk_elems // N_pow2
+    chunk_elems: int = 8192  # batch-wide loops take chunk_elems // N_pow2 rows per step
     warps_per_row_elems: int = 256  # one warp per this many tile entries, clamped to [1, 8]
 
     def with_(self, **changes: int) -> "RoutingKernelConfig":
@@ -42,6 +41,11 @@ class RoutingKernelConfig:
 
 
 DEFAULT_CONFIG = RoutingKernelConfig()
+
+
+def int32_key_fits(num_rows: int, beta: int) -> bool:
+    """Whether LYNX's ``m'`` (and votes) fit in int32 for any batch of ``num_rows`` rows."""
+    return (beta + 1) * num_rows ** (beta + 1) < 2**31
 
 
 def _warps(tile_elems: int, cfg: RoutingKernelConfig) -> int:
@@ -84,15 +88,16 @@ def select_experts_triton(
     beta = int(params.get("beta", 1))
     k0 = int(params.get("k0", 1))
     alpha_bits = _alpha_bits(params["alpha"]) if policy == "lynx" else 0
-    packed = policy == "lynx" and packed_m_fits(t, beta)
+    wide = policy == "lynx" and not int32_key_fits(t, beta)
     has_valid = valid is not None
-    valid_arg = valid.view(torch.uint8) if has_valid else logits  # never read without a mask
+    valid_arg = valid.contiguous().view(torch.uint8) if has_valid else logits  # unread without a mask
     chunk = max(1, min(next_pow2(t), cfg.chunk_elems // bn))
 
     weights = torch.empty(t, top_k, dtype=torch.float32, device=dev)
     ids = torch.empty(t, top_k, dtype=torch.int64, device=dev)
     common = dict(
-        HAS_VALID=has_valid, K=top_k, KP=kp, BETA=beta, PACKED=packed, K0=k0, K0P=next_pow2(k0), BN=bn, CHUNK=chunk,
+        HAS_VALID=has_valid, KEY16=logits.dtype in (torch.bfloat16, torch.float16), WIDE=wide,
+        K=top_k, KP=kp, BETA=beta, K0=k0, K0P=next_pow2(k0), BN=bn, CHUNK=chunk,
     )
     route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea")
     strides = (logits.stride(0), logits.stride(1))
@@ -101,7 +106,7 @@ def select_experts_triton(
         bt = next_pow2(t)
         mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
         rk.route_kernel[(1,)](
-            logits, valid_arg, weights, weights, ids, t, n, *strides, 0, alpha_bits,
+            logits, valid_arg, weights, weights, ids, t, *strides, 0, alpha_bits, N=n,
             ACTIVE=mode, BT=bt, **route, **common, num_warps=_warps(bt * bn, cfg),
         )
         return weights, ids
@@ -114,13 +119,13 @@ def select_experts_triton(
     else:
         parts = torch.empty(blocks, bn, dtype=torch.int8, device=dev)  # every row written
         rk.active_kernel[(blocks,)](
-            logits, valid_arg, parts, t, n, *strides, alpha_bits,
+            logits, valid_arg, parts, t, *strides, alpha_bits, N=n,
             POLICY=rk.LYNX if policy == "lynx" else rk.OEA, BT=bt, **common,
             num_warps=max(warps, _warps(chunk * bn, cfg)) if policy == "lynx" else warps,
         )
         mode = rk.FROM_PARTS
     rk.route_kernel[(blocks,)](
-        logits, valid_arg, parts, weights, ids, t, n, *strides, blocks, alpha_bits,
+        logits, valid_arg, parts, weights, ids, t, *strides, blocks, alpha_bits, N=n,
         ACTIVE=mode, BT=bt, **route, **common, num_warps=warps,
     )
     return weights, ids
