@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import torch
 
+from lynx.routing.tally import ExpertTally
+
 
 @dataclass(slots=True)
 class ForwardContext:
@@ -30,7 +32,7 @@ class ForwardContext:
     valid: torch.Tensor | None = None  # [T] bool, False on CUDA-graph padding rows
     routing_policy: str = "topk"
     routing_params: dict[str, Any] = field(default_factory=dict)
-    expert_counts: torch.Tensor | None = None  # [num_moe_layers, 2] int64: before/after policy
+    expert_tally: ExpertTally | None = None  # per-step distinct-expert counts (before/after policy)
 
     def policy_for_batch(self) -> tuple[str, dict[str, Any]]:
         """The policy this batch routes with: plain top-k for any batch with prompt tokens."""

@@ -47,7 +47,8 @@ class DecodeGraphs:
         self.context_lens = self.dev32[:b]  # [b]
         self.block_tables = self.dev32[b:].view(b, self.width)  # [b, width]
         self.valid = torch.zeros(b, dtype=torch.bool, device=dev)
-        self.expert_counts = runner._new_stats()
+        self.tally = runner.new_tally(b, is_prefill=False)
+        self.expert_counts: torch.Tensor | None = None
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.logits: dict[int, torch.Tensor] = {}
         self.pool = None
@@ -64,12 +65,16 @@ class DecodeGraphs:
         return ForwardContext(
             is_prefill=False, slot_mapping=self.slot_mapping[:b], block_tables=self.block_tables[:b],
             context_lens=self.context_lens[:b], valid=self.valid[:b], routing_policy=r.routing_policy,
-            routing_params=r.routing_params, expert_counts=self.expert_counts,
+            routing_params=r.routing_params, expert_tally=self.tally,
         )
 
     def _forward(self, b: int) -> torch.Tensor:
-        with forward_context(self._context(b)):
+        ctx = self._context(b)
+        if self.tally is not None:
+            self.tally.reset()
+        with forward_context(ctx):
             hidden = self.runner.model(self.input_ids[:b], self.positions[:b])  # [b, H]
+        self.expert_counts = self.runner.finish_tally(ctx, b)  # the same static buffer every bucket
         return self.runner.model.compute_logits(hidden)  # [b, V]
 
     @torch.inference_mode()
@@ -107,7 +112,5 @@ class DecodeGraphs:
         self.dev32[: bmax + b * self.width].copy_(self.host32[: bmax + b * self.width], non_blocking=True)
         self.valid[:n].fill_(True)
         self.valid[n:].fill_(False)
-        if self.expert_counts is not None:
-            self.expert_counts.zero_()
         self.graphs[b].replay()
         return self.logits[b][:n], self.expert_counts

@@ -18,6 +18,7 @@ from lynx.engine.sampler import SamplingBatch, sample
 from lynx.engine.sequence import Sequence
 from lynx.models.config import ModelConfig
 from lynx.models.loader import load_model
+from lynx.routing.tally import ExpertTally
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,20 @@ class ModelRunner:
     def _tensor(self, data: list, dtype: torch.dtype) -> torch.Tensor:
         return torch.tensor(data, dtype=dtype, pin_memory=self.device.type == "cuda").to(self.device, non_blocking=True)
 
-    def _new_stats(self) -> torch.Tensor | None:
+    def new_tally(self, max_tokens: int, is_prefill: bool) -> ExpertTally | None:
+        """Buffers for this step's expert counts (None when stats are off or no MoE)."""
         if not (self.cfg.record_stats and self.num_moe_layers):
             return None
-        return torch.zeros(self.num_moe_layers, 2, dtype=torch.int64, device=self.device)
+        moe = self.model_cfg.moe
+        assert moe is not None
+        keep_logits = not is_prefill and self.routing_policy != "topk"
+        return ExpertTally(self.num_moe_layers, moe.num_experts, moe.top_k, max_tokens, self.device, keep_logits)
+
+    @staticmethod
+    def finish_tally(ctx: ForwardContext, num_rows: int) -> torch.Tensor | None:
+        if ctx.expert_tally is None:
+            return None
+        return ctx.expert_tally.finalize(ctx.policy_for_batch()[0], num_rows, ctx.valid)
 
     def prepare_prefill(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor, ForwardContext, list[int]]:
         ids: list[int] = []
@@ -132,7 +143,7 @@ class ModelRunner:
         ctx = ForwardContext(
             is_prefill=True, slot_mapping=self._tensor(slots, torch.int64), cu_seqlens=cu,
             routing_policy=self.routing_policy, routing_params=self.routing_params,
-            expert_counts=self._new_stats(),
+            expert_tally=self.new_tally(len(ids), is_prefill=True),
         )
         return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx, [c - 1 for c in cu[1:]]
 
@@ -147,7 +158,7 @@ class ModelRunner:
             is_prefill=False, slot_mapping=self._tensor(slots, torch.int64),
             block_tables=self._tensor(tables, torch.int32), context_lens=self._tensor([len(s) for s in seqs], torch.int32),
             routing_policy=self.routing_policy, routing_params=self.routing_params,
-            expert_counts=self._new_stats(),
+            expert_tally=self.new_tally(len(seqs), is_prefill=False),
         )
         return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx
 
@@ -171,7 +182,7 @@ class ModelRunner:
             with forward_context(ctx):
                 hidden = self.model(ids, pos)  # [T, H]
             logits = self.model.compute_logits(hidden[self._tensor(last, torch.int64)])  # [B, V]
-            counts = ctx.expert_counts
+            counts = self.finish_tally(ctx, len(ids))
         elif self.graphs is not None and self.graphs.can_run(len(seqs)):
             logits, counts = self.graphs.run(seqs)
         else:
@@ -179,7 +190,7 @@ class ModelRunner:
             with forward_context(ctx):
                 hidden = self.model(ids, pos)
             logits = self.model.compute_logits(hidden)
-            counts = ctx.expert_counts
+            counts = self.finish_tally(ctx, len(seqs))
         if all(s.params.greedy for s in seqs):  # no sampling tensors to build and copy
             tokens = logits.argmax(dim=-1)
         else:

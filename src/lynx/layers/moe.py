@@ -14,7 +14,7 @@ from lynx.context import get_context
 from lynx.kernels import fused_experts
 from lynx.layers.mlp import GatedMLP
 from lynx.models.config import ModelConfig
-from lynx.routing import count_active_experts, select_experts
+from lynx.routing import select_experts
 
 
 class SparseMoE(nn.Module):
@@ -45,24 +45,9 @@ class SparseMoE(nn.Module):
             logits, self.top_k, policy=policy, scoring=self.scoring,
             renormalize=self.renormalize, valid=ctx.valid, **params,
         )  # [T, k] float32, [T, k] int64
-        if ctx.expert_counts is not None:
-            self._record(ctx.expert_counts, logits, ids, policy, ctx.valid)
+        if ctx.expert_tally is not None:
+            ctx.expert_tally.record(self.moe_index, ids, logits, policy)
         out = fused_experts(x, self.w13, self.w2, weights, ids)  # [T, H]
         if self.shared_expert is not None and self.shared_expert_gate is not None:
             out = out + torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
         return out
-
-    def _record(
-        self, counts: torch.Tensor, logits: torch.Tensor, ids: torch.Tensor, policy: str,
-        valid: torch.Tensor | None,
-    ) -> None:
-        """Distinct experts the batch touches under plain top-k and under the policy."""
-        after = count_active_experts(ids, valid, num_experts=self.num_experts)
-        if policy == "topk":
-            before = after
-        else:
-            # Ranking by logits equals ranking by softmax/sigmoid scores (both monotone).
-            topk_ids = torch.topk(logits.float(), self.top_k, dim=-1).indices  # [T, k]
-            before = count_active_experts(topk_ids, valid, num_experts=self.num_experts)
-        counts[self.moe_index, 0] = before
-        counts[self.moe_index, 1] = after
