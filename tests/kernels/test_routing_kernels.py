@@ -108,6 +108,8 @@ def test_kernels_compile_for_sm90() -> None:
         (rk.route_kernel, route_sig, dict(qwen3, **score, ACTIVE=rk.LYNX_HERE, BT=16), 8),
         (rk.route_kernel, route_sig, dict(qwen3, ACTIVE=rk.OEA_HERE, BT=16, SOFTMAX=False, RENORM=False,
                                           RESORT=True, KEY16=False), 8),
+        (rk.route_kernel, route_sig | {"logits_ptr": "*fp32"}, dict(qwen3, **score, ACTIVE=rk.LYNX_HERE, BT=8,
+                                                                 KEY16=False), 4),
         (rk.active_kernel, active_sig, dict(qwen3, POLICY=rk.LYNX, BT=4), 8),
         (rk.active_kernel, active_sig, dict(qwen3, POLICY=rk.LYNX, BT=4, WIDE=True, N=100), 8),
         (rk.active_kernel, active_sig, dict(qwen3, POLICY=rk.OEA, BT=4), 2),

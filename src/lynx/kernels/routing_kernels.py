@@ -121,16 +121,17 @@ def route_kernel(
     weights = slot_weights(z, key, lo, cols, dtype, K, KP, KEY16, SOFTMAX, RENORM, ACTIVE == 0)
 
     if HAS_VALID:
-        # Padding rows copy the ids of the first valid row (row 0 if none is valid).
-        first = first_valid_row(valid_ptr, T, HAS_VALID, CHUNK)
-        ref = tl.max(tl.where(rows[:, None] == first, ids, -1), axis=0)[None, :]  # [1, KP]
-        has_padding = tl.sum(((rows < T) & ~ok).to(tl.int32), axis=0) > 0
-        outside = (first < pid * BT) | (first >= pid * BT + BT)
-        if has_padding & outside:  # split path only: route the first valid row here too
-            one = first + tl.arange(0, 1)  # [1]
-            z1, raw1 = load_logits(logits_ptr, one, cols, T, N, stride_t, stride_n)  # [1, BN]
-            _, ref = remap_slots(rank_keys(z1, raw1, cols, N, KEY16), active, cols, N, K, KP, KEY16, RESORT)
-        ids = tl.where(ok[:, None], ids, ref)
+        # Padding rows: weight 0 and the ids of the first valid row (row 0 if none is valid).
+        # Only blocks holding padding look for that row (an O(T) scan), and only those
+        # without it route it once more (the split plan; the fused one holds every row).
+        if tl.sum(((rows < T) & ~ok).to(tl.int32), axis=0) > 0:
+            first = first_valid_row(valid_ptr, T, HAS_VALID, CHUNK)
+            ref = tl.max(tl.where(rows[:, None] == first, ids, -1), axis=0)[None, :]  # [1, KP]
+            if (first < pid * BT) | (first >= pid * BT + BT):
+                one = first + tl.arange(0, 1)  # [1]
+                z1, raw1 = load_logits(logits_ptr, one, cols, T, N, stride_t, stride_n)  # [1, BN]
+                _, ref = remap_slots(rank_keys(z1, raw1, cols, N, KEY16), active, cols, N, K, KP, KEY16, RESORT)
+            ids = tl.where(ok[:, None], ids, ref)
         weights = tl.where(ok[:, None], weights, 0.0)
 
     slot = tl.arange(0, KP)[None, :]

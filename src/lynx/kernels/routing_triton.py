@@ -91,13 +91,16 @@ def select_experts_triton(
     wide = policy == "lynx" and not int32_key_fits(t, beta)
     has_valid = valid is not None
     valid_arg = valid.contiguous().view(torch.uint8) if has_valid else logits  # unread without a mask
+    # active_kernel sweeps the whole batch in chunks of rows (one chunk up to T=64 at N=128);
+    # route_kernel only scans the mask / partial sets: a fixed chunk, so T needs no compile.
     chunk = max(1, min(next_pow2(t), cfg.chunk_elems // bn))
+    scan = max(1, 2048 // bn)
 
     weights = torch.empty(t, top_k, dtype=torch.float32, device=dev)
     ids = torch.empty(t, top_k, dtype=torch.int64, device=dev)
     common = dict(
         HAS_VALID=has_valid, KEY16=logits.dtype in (torch.bfloat16, torch.float16), WIDE=wide,
-        K=top_k, KP=kp, BETA=beta, K0=k0, K0P=next_pow2(k0), BN=bn, CHUNK=chunk,
+        K=top_k, KP=kp, BETA=beta, K0=k0, K0P=next_pow2(k0), BN=bn,
     )
     route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea")
     strides = (logits.stride(0), logits.stride(1))
@@ -107,7 +110,7 @@ def select_experts_triton(
         mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
         rk.route_kernel[(1,)](
             logits, valid_arg, weights, weights, ids, t, *strides, 0, alpha_bits, N=n,
-            ACTIVE=mode, BT=bt, **route, **common, num_warps=_warps(bt * bn, cfg),
+            ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=_warps(bt * bn, cfg),
         )
         return weights, ids
 
@@ -120,12 +123,12 @@ def select_experts_triton(
         parts = torch.empty(blocks, bn, dtype=torch.int8, device=dev)  # every row written
         rk.active_kernel[(blocks,)](
             logits, valid_arg, parts, t, *strides, alpha_bits, N=n,
-            POLICY=rk.LYNX if policy == "lynx" else rk.OEA, BT=bt, **common,
+            POLICY=rk.LYNX if policy == "lynx" else rk.OEA, BT=bt, CHUNK=chunk, **common,
             num_warps=max(warps, _warps(chunk * bn, cfg)) if policy == "lynx" else warps,
         )
         mode = rk.FROM_PARTS
     rk.route_kernel[(blocks,)](
         logits, valid_arg, parts, weights, ids, t, *strides, blocks, alpha_bits, N=n,
-        ACTIVE=mode, BT=bt, **route, **common, num_warps=warps,
+        ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=warps,
     )
     return weights, ids
