@@ -49,3 +49,29 @@ def test_qk_norm_rope_kernel_matches_reference(t, hq, hkv, d, norm):
     q2, k2 = qk_norm_rope_reference(q, k, pos, emb.cos(), emb.sin(), qw, kw, 1e-6)
     torch.testing.assert_close(q1, q2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(k1, k2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", [True, False])
+def test_qk_norm_rope_kernel_stores_kv_in_the_paged_cache(norm):
+    from lynx.kernels.rope import store_kv
+
+    g = torch.Generator().manual_seed(11)
+    t, hq, hkv, d, blocks, bs = 6, 4, 2, 16, 5, 4
+    qkv = torch.randn(t, (hq + 2 * hkv) * d, generator=g)
+    q, k, v = qkv.split([hq * d, hkv * d, hkv * d], dim=-1)
+    q, k, v = q.view(t, hq, d), k.view(t, hkv, d), v.view(t, hkv, d)
+    pos = torch.randint(0, 50, (t,), generator=g)
+    slots = torch.randperm(blocks * bs, generator=g)[:t]
+    freqs = torch.arange(64).float()[:, None] * (1.0 / 10000 ** (torch.arange(0, d, 2).float() / d))[None]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    qw = 1 + 0.1 * torch.randn(d, generator=g) if norm else None
+    kw = 1 + 0.1 * torch.randn(d, generator=g) if norm else None
+    kc, vc = torch.full((blocks, bs, hkv, d), float("nan")), torch.full((blocks, bs, hkv, d), float("nan"))
+    kc_ref, vc_ref = kc.clone(), vc.clone()
+    q1, k1 = qk_norm_rope_triton(q, k, pos, emb.cos(), emb.sin(), qw, kw, 1e-6, v, kc, vc, slots)
+    q2, k2 = qk_norm_rope_reference(q, k, pos, emb.cos(), emb.sin(), qw, kw, 1e-6)
+    store_kv(k2, v, kc_ref, vc_ref, slots)
+    torch.testing.assert_close(q1, q2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(kc, kc_ref, rtol=1e-5, atol=1e-5, equal_nan=True)
+    torch.testing.assert_close(vc, vc_ref, equal_nan=True)
+    assert torch.isnan(kc).sum() == kc.numel() - t * hkv * d  # nothing else written

@@ -55,13 +55,32 @@ def _use_triton(q: torch.Tensor, rot_dim: int) -> bool:
     return triton_available()
 
 
+def store_kv(
+    k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor
+) -> None:
+    """Write ``k, v [T, Hkv, D]`` into the cache slots ``slots [T]`` (flat block*bs+offset)."""
+    hkv, d = k.shape[1], k.shape[2]
+    k_cache.view(-1, hkv, d).index_copy_(0, slots, k)  # [num_blocks*bs, Hkv, D]
+    v_cache.view(-1, hkv, d).index_copy_(0, slots, v)
+
+
 def qk_norm_rope(
     q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, cos_table: torch.Tensor, sin_table: torch.Tensor,
     q_weight: torch.Tensor | None = None, k_weight: torch.Tensor | None = None, eps: float = 1e-6,
+    v: torch.Tensor | None = None, k_cache: torch.Tensor | None = None, v_cache: torch.Tensor | None = None,
+    slots: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same contract as :func:`qk_norm_rope_reference`; one Triton launch on CUDA."""
-    if not _use_triton(q, cos_table.shape[-1]):
-        return qk_norm_rope_reference(q, k, positions, cos_table, sin_table, q_weight, k_weight, eps)
-    from lynx.kernels.rope_triton import qk_norm_rope_triton
+    """Same contract as :func:`qk_norm_rope_reference`; one Triton launch on CUDA.
 
-    return qk_norm_rope_triton(q, k, positions, cos_table, sin_table, q_weight, k_weight, eps)
+    Given ``v``, the paged caches and ``slots``, also stores the rotated K and V there
+    (fused into the same launch on CUDA).
+    """
+    if _use_triton(q, cos_table.shape[-1]):
+        from lynx.kernels.rope_triton import qk_norm_rope_triton
+
+        return qk_norm_rope_triton(q, k, positions, cos_table, sin_table, q_weight, k_weight, eps,
+                                   v, k_cache, v_cache, slots)
+    q, k = qk_norm_rope_reference(q, k, positions, cos_table, sin_table, q_weight, k_weight, eps)
+    if v is not None and k_cache is not None and v_cache is not None and slots is not None:
+        store_kv(k, v, k_cache, v_cache, slots)
+    return q, k

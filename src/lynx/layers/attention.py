@@ -20,15 +20,6 @@ from lynx.layers.rotary import RotaryEmbedding
 from lynx.models.config import ModelConfig
 
 
-def store_kv(
-    k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor
-) -> None:
-    """Write ``k, v [T, Hkv, D]`` into the cache slots ``slots [T]`` (flat block*bs+offset)."""
-    hkv, d = k.shape[1], k.shape[2]
-    k_cache.view(-1, hkv, d).index_copy_(0, slots, k)  # [num_blocks*bs, Hkv, D]
-    v_cache.view(-1, hkv, d).index_copy_(0, slots, v)
-
-
 def _window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None) -> torch.Tensor:
     """Causal (and sliding-window) mask ``[Lq, Lk]``: True where a query may attend."""
     diff = q_pos[:, None] - k_pos[None, :]  # [Lq, Lk]
@@ -96,13 +87,14 @@ class Attention(nn.Module):
         v = v.view(t, self.num_kv_heads, self.head_dim)  # [T, Hkv, D]
         # Qwen3 normalises each head; fused with the rotation (one kernel on the GPU).
         per_head = self.qk_norm == "head"
+        ctx = get_context()
+        cached = self.k_cache.numel() > 0 and ctx.slot_mapping is not None
         q, k = self.rotary(
             positions, q, k, self.q_norm.weight if per_head else None, self.k_norm.weight if per_head else None,
             self.q_norm.eps if per_head else 0.0,
+            v if cached else None, self.k_cache if cached else None, self.v_cache if cached else None,
+            ctx.slot_mapping if cached else None,
         )
-        ctx = get_context()
-        if self.k_cache.numel() and ctx.slot_mapping is not None:
-            store_kv(k, v, self.k_cache, self.v_cache, ctx.slot_mapping)
         if ctx.is_prefill:
             assert ctx.cu_seqlens is not None
             o = prefill_attention(q, k, v, ctx.cu_seqlens, self.scale, self.window)

@@ -93,7 +93,11 @@ class RotaryEmbedding(nn.Module):
     def forward(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
         q_norm_weight: torch.Tensor | None = None, k_norm_weight: torch.Tensor | None = None, eps: float = 0.0,
+        v: torch.Tensor | None = None, k_cache: torch.Tensor | None = None, v_cache: torch.Tensor | None = None,
+        slots: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotate ``q [T, Hq, D]`` and ``k [T, Hkv, D]`` at ``positions [T]``, after an
-        optional per-head RMSNorm (Qwen3's q/k norms)."""
-        return qk_norm_rope(q, k, positions, self.cos, self.sin, q_norm_weight, k_norm_weight, eps)
+        optional per-head RMSNorm (Qwen3's q/k norms); with ``v``, the caches and
+        ``slots``, also write K and V to the paged cache."""
+        return qk_norm_rope(q, k, positions, self.cos, self.sin, q_norm_weight, k_norm_weight, eps,
+                            v, k_cache, v_cache, slots)
