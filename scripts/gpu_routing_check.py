@@ -195,15 +195,18 @@ def part_time(args, torch, device, deadline: float) -> None:  # noqa: ANN001
     n, k = (16, 4) if args.dry_run else (128, 8)
     rows = (1, 4) if args.dry_run else (1, 16, 64, 128)
     calls, replays = (2, 2) if args.dry_run else (LAYERS, 20)
-    variants = {"default": {}, "fused": dict(fused_max_rows=256, fused_max_elems=1 << 16)}
-    variants.update({f"split{b}": dict(fused_max_rows=0, block_rows=b) for b in (1, 4, 8)})
+    fused = dict(fused_max_rows=256, fused_max_elems=1 << 16)
+    variants = {"default": {}, "fused": fused, "fused-w4": dict(fused, fused_warps=4),
+                "split1": dict(fused_max_rows=0, block_rows=1), "split4": dict(fused_max_rows=0, block_rows=4),
+                "split4-aw4": dict(fused_max_rows=0, block_rows=4, active_warps=4)}
     inputs = {}
     for t in rows:
         z, valid = make_inputs(torch, 3, t, n, "skewed", "tail", device)
         inputs[t] = (z.to(torch.bfloat16), valid)
     # torch and the default plan everywhere first, then the variants (budget permitting)
     jobs = [(t, policy, name) for name in variants for t in rows for policy in ("topk", "lynx", "oea")
-            if not (policy == "topk" and name == "fused") and not (name == "fused" and t > 64)]
+            if not (policy == "topk" and name.startswith("fused")) and not (policy != "lynx" and "aw4" in name)
+            and not (name.startswith("fused") and t > 64) and not (t == 1 and "w4" in name)]
     jobs = [(t, policy, "torch") for t in rows for policy in ("topk", "lynx", "oea")] + jobs
     for t, policy, name in jobs:
         if time.time() > deadline:
@@ -233,13 +236,15 @@ def summary_table(step_ms: float) -> str:
     times = {(r["policy"], r["T"], r["impl"]): r["us"] for r in RECORDS if r["kind"] == "time"}
     impls = sorted({i for _, _, i in times}, key=lambda s: (s != "torch", s != "triton", s))
     lines.append(f"us per call (CUDA graph of {LAYERS} calls); share = {LAYERS} layers / {step_ms} ms step")
-    lines.append(f"{'policy':6} {'T':>4} " + " ".join(f"{i:>14}" for i in impls) + "   triton share")
+    lines.append(f"{'policy':6} {'T':>4} " + " ".join(f"{i:>14}" for i in impls) + "   triton share  fastest")
     for policy, t in sorted({(p, t) for p, t, _ in times}, key=lambda x: (x[0], x[1])):
         cells = [times.get((policy, t, i)) for i in impls]
         tri = times.get((policy, t, "triton"))
         share = f"{tri * LAYERS / (step_ms * 10):.2f}%" if tri else "-"
+        timed = [(c, i) for c, i in zip(cells, impls) if c]
+        best = min(timed)[1] if timed else "-"
         lines.append(f"{policy:6} {t:>4} " + " ".join(f"{c:14.2f}" if c else f"{'-':>14}" for c in cells)
-                     + f"   {share:>11}")
+                     + f"   {share:>11}  {best}")
     return "\n".join(lines)
 
 
@@ -257,6 +262,11 @@ def main() -> int:
     device = torch.device("cpu" if args.dry_run else "cuda")
     env = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     guard("env", lambda: env.update(triton=__import__("triton").__version__))
+    from dataclasses import asdict
+
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG
+
+    env["config"] = asdict(DEFAULT_CONFIG)
     print(f"##### exact ({env})", flush=True)
     guard("exact", part_exact, args, torch, device, start + args.budget * 0.35)
     print("##### time", flush=True)

@@ -34,6 +34,8 @@ class RoutingKernelConfig:
     fused_max_elems: int = 16384  # fused tile [T_pow2, N_pow2] bound (registers)
     chunk_elems: int = 8192  # batch-wide loops take chunk_elems // N_pow2 rows per step
     warps_per_row_elems: int = 256  # one warp per this many tile entries, clamped to [1, 8]
+    fused_warps: int = 0  # warps of the fused program (0: from its tile size)
+    active_warps: int = 0  # warps of active_kernel for LYNX (0: from its chunk size)
 
     def with_(self, **changes: int) -> "RoutingKernelConfig":
         """Copy with some fields changed (for sweeps)."""
@@ -110,7 +112,7 @@ def select_experts_triton(
         mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
         rk.route_kernel[(1,)](
             logits, valid_arg, weights, weights, ids, t, *strides, 0, alpha_bits, N=n,
-            ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=_warps(bt * bn, cfg),
+            ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=cfg.fused_warps or _warps(bt * bn, cfg),
         )
         return weights, ids
 
@@ -124,7 +126,7 @@ def select_experts_triton(
         rk.active_kernel[(blocks,)](
             logits, valid_arg, parts, t, *strides, alpha_bits, N=n,
             POLICY=rk.LYNX if policy == "lynx" else rk.OEA, BT=bt, CHUNK=chunk, **common,
-            num_warps=max(warps, _warps(chunk * bn, cfg)) if policy == "lynx" else warps,
+            num_warps=(cfg.active_warps or max(warps, _warps(chunk * bn, cfg))) if policy == "lynx" else warps,
         )
         mode = rk.FROM_PARTS
     rk.route_kernel[(blocks,)](
