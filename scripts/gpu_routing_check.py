@@ -20,6 +20,7 @@ Failures are printed and recorded, and the run goes on. The summary table comes 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -39,7 +40,7 @@ def record(**rec: object) -> None:
     print("  " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
 
 
-def guard(what: str, fn, *args, **kwargs):  # noqa: ANN001, ANN201 - any callable
+def guard(what: str, fn, *args, **kwargs):
     """Run ``fn``; on error print and record it and return None (one failure hides nothing)."""
     try:
         return fn(*args, **kwargs)
@@ -62,7 +63,7 @@ def import_lynx(interpret: bool) -> None:
         patch_interpreter()
 
 
-def make_inputs(torch, seed: int, t: int, n: int, kind: str, pad: str, device):  # noqa: ANN001, ANN201
+def make_inputs(torch, seed: int, t: int, n: int, kind: str, pad: str, device):
     g = torch.Generator().manual_seed(seed)
     if kind == "ties":
         z = torch.randint(-4, 3, (t, n), generator=g).float() / 2
@@ -80,19 +81,19 @@ def make_inputs(torch, seed: int, t: int, n: int, kind: str, pad: str, device): 
     return z.to(device), None if valid is None else valid.to(device)
 
 
-def compare(torch, got, want) -> tuple[bool, float]:  # noqa: ANN001
+def compare(torch, got, want) -> tuple[bool, float]:
     (gw, gi), (ww, wi) = got, want
     err = float(((gw.double() - ww.double()).abs() / ww.double().abs().clamp_min(1e-30)).max()) if ww.numel() else 0.0
     ok = torch.equal(gi, wi) and bool(((gw - ww).abs() <= 2e-6 * ww.abs()).all())
     return ok, err
 
 
-def part_exact(args, torch, device, deadline: float) -> None:  # noqa: ANN001
+def part_exact(args, torch, device, deadline: float) -> None:
     from lynx.kernels.routing_triton import RoutingKernelConfig, select_experts_triton
     from lynx.routing import select_experts
     from lynx.routing.config import resolve_params
 
-    def torch_ref(z, k, policy, scoring, renorm, valid, params):  # noqa: ANN001, ANN202
+    def torch_ref(z, k, policy, scoring, renorm, valid, params):
         os.environ["LYNX_ROUTING_BACKEND"] = "torch"
         try:
             return select_experts(z, k, policy, scoring, renorm, valid, **params)
@@ -140,7 +141,7 @@ def part_exact(args, torch, device, deadline: float) -> None:  # noqa: ANN001
             guard(f"graph replay {policy}", graph_replay, torch, z, valid, k, policy, torch_ref)
 
 
-def graph_replay(torch, z, valid, k: int, policy: str, torch_ref) -> None:  # noqa: ANN001
+def graph_replay(torch, z, valid, k: int, policy: str, torch_ref) -> None:
     from lynx.routing import select_experts
 
     static = z.clone()
@@ -158,7 +159,7 @@ def graph_replay(torch, z, valid, k: int, policy: str, torch_ref) -> None:  # no
     record(kind="graph_replay", policy=policy, T=z.shape[0], ok=all(oks))
 
 
-def time_per_call(torch, fn, device, calls: int, replays: int) -> float:  # noqa: ANN001
+def time_per_call(torch, fn, device, calls: int, replays: int) -> float:
     """Microseconds per call: ``calls`` calls captured in one CUDA graph (wall clock on CPU)."""
     fn()
     if device.type != "cuda":
@@ -187,7 +188,7 @@ def time_per_call(torch, fn, device, calls: int, replays: int) -> float:  # noqa
     return start.elapsed_time(end) * 1e3 / (replays * calls)
 
 
-def part_time(args, torch, device, deadline: float) -> None:  # noqa: ANN001
+def part_time(args, torch, device, deadline: float) -> None:
     from lynx.kernels.routing_triton import DEFAULT_CONFIG, select_experts_triton
     from lynx.routing import select_experts
     from lynx.routing.config import resolve_params
@@ -198,14 +199,17 @@ def part_time(args, torch, device, deadline: float) -> None:  # noqa: ANN001
     fused = dict(fused_max_rows=256, fused_max_elems=1 << 16)
     variants = {"default": {}, "fused": fused, "fused-w4": dict(fused, fused_warps=4),
                 "split1": dict(fused_max_rows=0, block_rows=1), "split4": dict(fused_max_rows=0, block_rows=4),
-                "split4-aw4": dict(fused_max_rows=0, block_rows=4, active_warps=4)}
+                "split4-aw4": dict(fused_max_rows=0, block_rows=4, active_warps=4),
+                "fused-p64": dict(fused, lynx_pack64=True), "split4-p64": dict(fused_max_rows=0, block_rows=4,
+                                                                               lynx_pack64=True)}
     inputs = {}
     for t in rows:
         z, valid = make_inputs(torch, 3, t, n, "skewed", "tail", device)
         inputs[t] = (z.to(torch.bfloat16), valid)
     # torch and the default plan everywhere first, then the variants (budget permitting)
     jobs = [(t, policy, name) for name in variants for t in rows for policy in ("topk", "lynx", "oea")
-            if not (policy == "topk" and name.startswith("fused")) and not (policy != "lynx" and "aw4" in name)
+            if not (policy == "topk" and name.startswith("fused"))
+            and not (policy != "lynx" and ("aw4" in name or "p64" in name))
             and not (name.startswith("fused") and t > 64) and not (t == 1 and "w4" in name)]
     jobs = [(t, policy, "torch") for t in rows for policy in ("topk", "lynx", "oea")] + jobs
     for t, policy, name in jobs:
@@ -215,10 +219,10 @@ def part_time(args, torch, device, deadline: float) -> None:  # noqa: ANN001
         p = resolve_params(policy, {}, n, k)
         if name == "torch":
             os.environ["LYNX_ROUTING_BACKEND"] = "torch"
-            fn = lambda: select_experts(z, k, policy, "softmax", True, valid)  # noqa: E731
+            fn = functools.partial(select_experts, z, k, policy, "softmax", True, valid)
         else:
             cfg = DEFAULT_CONFIG.with_(**variants[name])
-            fn = lambda: select_experts_triton(z, k, policy, "softmax", True, valid, p, cfg)  # noqa: E731
+            fn = functools.partial(select_experts_triton, z, k, policy, "softmax", True, valid, p, cfg)
         us = guard(f"time {name} {policy} T={t}", time_per_call, torch, fn, device, calls, replays)
         os.environ.pop("LYNX_ROUTING_BACKEND", None)
         impl = {"torch": "torch", "default": "triton"}.get(name, f"triton-{name}")

@@ -31,7 +31,13 @@ from lynx.kernels.routing_active import (
     oea_base,
 )
 from lynx.kernels.routing_remap import remap_slots, slot_weights
-from lynx.kernels.routing_tiles import affinity_bins, load_logits, load_row_valid, rank_keys, union_of_rows
+from lynx.kernels.routing_tiles import (
+    affinity_bins,
+    load_logits,
+    load_row_valid,
+    rank_keys,
+    union_of_rows,
+)
 
 # route_kernel's ACTIVE modes: where the batch's active set comes from
 NONE, FROM_PARTS, LYNX_HERE, OEA_HERE = 0, 1, 2, 3
@@ -43,7 +49,8 @@ def active_kernel(
     logits_ptr, valid_ptr, parts_ptr,  # [T, N] logits, [T] bool (if HAS_VALID), [blocks, BN] int8 out
     T, stride_t, stride_n, alpha_bits,  # alpha_bits: LYNX alpha's float64 bits as int64
     N: tl.constexpr,  # experts (a model constant: static masks, vectorised loads when N == BN)
-    HAS_VALID: tl.constexpr, POLICY: tl.constexpr, KEY16: tl.constexpr, WIDE: tl.constexpr,
+    HAS_VALID: tl.constexpr, POLICY: tl.constexpr,
+    KEY16: tl.constexpr, WIDE: tl.constexpr, PACK64: tl.constexpr,
     K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
     BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
 ):
@@ -64,7 +71,7 @@ def active_kernel(
         )  # s' [BN], over the whole batch
         q = affinity_bins(z, alpha, BETA)
         votes = lynx_votes(q, ok, batch, BETA)
-        chosen = lynx_picks(q, key, votes, total, batch, cols, N, K, KP, BETA, KEY16, WIDE)
+        chosen = lynx_picks(q, key, votes, total, batch, cols, N, K, KP, BETA, KEY16, WIDE, PACK64)
     else:  # OEA
         chosen = oea_base(key, cols, K0, K0P, KEY16)
     tl.store(parts_ptr + pid * BN + cols, union_of_rows(chosen, ok).to(tl.int8))
@@ -86,7 +93,8 @@ def route_kernel(
     logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr,  # out: [T, K] float32, [T, K] int64
     T, stride_t, stride_n, num_parts, alpha_bits,
     N: tl.constexpr,
-    HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr, KEY16: tl.constexpr, WIDE: tl.constexpr,
+    HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr,
+    KEY16: tl.constexpr, WIDE: tl.constexpr, PACK64: tl.constexpr,
     SOFTMAX: tl.constexpr, RENORM: tl.constexpr, RESORT: tl.constexpr,
     K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
     BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
@@ -109,7 +117,7 @@ def route_kernel(
         q = affinity_bins(z, alpha, BETA)
         votes = lynx_votes(q, ok, batch, BETA)  # [BT, BN]
         total = tl.sum(votes, axis=0)  # s' [BN]
-        picks = lynx_picks(q, key, votes, total, batch, cols, N, K, KP, BETA, KEY16, WIDE)
+        picks = lynx_picks(q, key, votes, total, batch, cols, N, K, KP, BETA, KEY16, WIDE, PACK64)
         active = union_of_rows(picks, ok)
     elif ACTIVE == 3:  # OEA_HERE
         active = union_of_rows(oea_base(key, cols, K0, K0P, KEY16), ok)

@@ -36,8 +36,9 @@ class RoutingKernelConfig:
     warps_per_row_elems: int = 256  # one warp per this many tile entries, clamped to [1, 8]
     fused_warps: int = 0  # warps of the fused program (0: from its tile size)
     active_warps: int = 0  # warps of active_kernel for LYNX (0: from its chunk size)
+    lynx_pack64: bool = False  # LYNX picks on one int64 key (16-bit logits only), see lynx_picks
 
-    def with_(self, **changes: int) -> "RoutingKernelConfig":
+    def with_(self, **changes: int) -> RoutingKernelConfig:
         """Copy with some fields changed (for sweeps)."""
         return replace(self, **changes)
 
@@ -92,6 +93,7 @@ def select_experts_triton(
     alpha_bits = _alpha_bits(params["alpha"]) if policy == "lynx" else 0
     wide = policy == "lynx" and not int32_key_fits(t, beta)
     has_valid = valid is not None
+    key16 = logits.dtype in (torch.bfloat16, torch.float16)
     valid_arg = valid.contiguous().view(torch.uint8) if has_valid else logits  # unread without a mask
     # active_kernel sweeps the whole batch in chunks of rows (one chunk up to T=64 at N=128);
     # route_kernel only scans the mask / partial sets: a fixed chunk, so T needs no compile.
@@ -101,7 +103,7 @@ def select_experts_triton(
     weights = torch.empty(t, top_k, dtype=torch.float32, device=dev)
     ids = torch.empty(t, top_k, dtype=torch.int64, device=dev)
     common = dict(
-        HAS_VALID=has_valid, KEY16=logits.dtype in (torch.bfloat16, torch.float16), WIDE=wide,
+        HAS_VALID=has_valid, KEY16=key16, WIDE=wide, PACK64=cfg.lynx_pack64 and key16 and policy == "lynx",
         K=top_k, KP=kp, BETA=beta, K0=k0, K0P=next_pow2(k0), BN=bn,
     )
     route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea")
