@@ -144,8 +144,9 @@ def test_kernels_in_interpreter() -> None:
 def make_logits(seed: int, t: int, n: int, kind: str) -> torch.Tensor:
     """``[t, n]`` router logits of one of several kinds (see the module docstring)."""
     g = torch.Generator().manual_seed(seed)
-    if kind == "ties":  # a coarse grid: many equal logits per row
-        return torch.randint(-4, 3, (t, n), generator=g).float() / 2
+    if kind in ("ties", "ties16"):  # a coarse grid: equal logits, alpha * r often on a bin edge
+        z = torch.randint(-4, 3, (t, n), generator=g).float() / 2
+        return z.to(torch.bfloat16) if kind == "ties16" else z
     if kind in ("zeros", "zeros16"):  # only +0.0 and -0.0: the ranking must come from the index
         signs = torch.randint(0, 2, (t, n), generator=g).float() * 2 - 1
         return (signs * 0.0).to(torch.bfloat16 if kind == "zeros16" else torch.float32)
@@ -195,6 +196,8 @@ EDGE_CASES = [
     (9, 32, 8, "oea", {"k0": 3}, "softmax", False, "inf16", "random", True),
     (56, 64, 6, "lynx", {"alpha": 3.0, "beta": 4}, "softmax", True, "bf16", "random", False),  # int64 m'
     (33, 128, 8, "lynx", {}, "softmax", True, "skewed", "last", True),
+    (12, 32, 4, "lynx", {"alpha": 0.5, "beta": 3}, "softmax", True, "ties16", "random", True),  # exact edges
+    (12, 32, 4, "lynx", {"alpha": 2.0, "beta": 4}, "sigmoid", False, "ties", "all", False),
     (7, 16, 4, "oea", {"k0": 2}, "softmax", True, "inf", "last", False),
     (10, 32, 4, "lynx", {"alpha": 0.3, "beta": 1}, "softmax", True, "inf", "last", False),
     (10, 32, 3, "lynx", {"alpha": 3.0, "beta": 3}, "softmax", False, "fp16", "all", True),
@@ -212,11 +215,11 @@ def random_cases(count: int, seed: int = 2024) -> list[tuple]:
         policy = rng.choice(["topk", "lynx", "oea"])
         params: dict = {}
         if policy == "lynx" and rng.random() < 0.8:
-            params = {"alpha": rng.choice([0.3, 0.7, 1.1, 3.0, 6.0]), "beta": rng.randint(1, 5)}
+            params = {"alpha": rng.choice([0.3, 0.5, 0.7, 1.1, 2.0, 3.0, 6.0]), "beta": rng.randint(1, 5)}
         elif policy == "oea" and rng.random() < 0.8:
             params = {"k0": rng.randint(1, k)}
         out.append((t, n, k, policy, params, rng.choice(["softmax", "sigmoid"]), rng.random() < 0.5,
-                    rng.choice(["gauss", "skewed", "ties", "bf16", "zeros", "inf", "zeros16", "inf16"]),
+                    rng.choice(["gauss", "skewed", "ties", "ties16", "bf16", "zeros", "inf", "zeros16", "inf16"]),
                     rng.choice(["all", "random", "last", "none"]), rng.random() < 0.5))
     return out
 

@@ -30,7 +30,7 @@ INT32_MIN = tl.constexpr(-2147483648)  # sentinel of retired keys (no real key h
 def load_logits(ptr, rows, cols, T, N: tl.constexpr, stride_t, stride_n):
     """``(z, raw)``: ``[R, BN]`` float32 logits and the loaded values in the input dtype.
 
-    Entries outside ``[T, N]`` are -inf. -0.0 becomes +0.0 in ``z``.
+    Entries outside ``[T, N]`` are -inf. -0.0 stays (only ranking keys must map it to +0.0).
     """
     if cols.shape[0] == N:  # N constexpr: no column mask, so rows load as wide vectors
         inside = rows[:, None] < T  # [R, 1], broadcast by the load
@@ -38,8 +38,7 @@ def load_logits(ptr, rows, cols, T, N: tl.constexpr, stride_t, stride_n):
         inside = (rows[:, None] < T) & (cols[None, :] < N)
     offs = rows[:, None].to(tl.int64) * stride_t + cols[None, :].to(tl.int64) * stride_n
     raw = tl.load(ptr + offs, mask=inside, other=float("-inf"))
-    z = raw.to(tl.float32)
-    return tl.where(z == 0.0, 0.0, z), raw
+    return raw.to(tl.float32), raw
 
 
 @triton.jit
@@ -61,7 +60,7 @@ def rank_keys(z, raw, cols, N, KEY16: tl.constexpr):
         s = tl.where(b < 0, b ^ 32767, b)  # signed, ordered like the floats
         key = ((s + 32768) << 8) | (255 - cols[None, :])  # [0, 2**24), distinct per row
         return tl.where(real, key, -1)
-    b = z.to(tl.int32, bitcast=True)  # z is already -0.0-free
+    b = tl.where(z == 0.0, 0.0, z).to(tl.int32, bitcast=True)  # -0.0 -> +0.0
     s = tl.where(b < 0, b ^ 2147483647, b)  # signed, ordered like the floats (> MIN + 1)
     return tl.where(real, s, INT32_MIN + 1)
 
@@ -78,27 +77,53 @@ def key_logit(keys, dtype: tl.constexpr, KEY16: tl.constexpr):
 
 
 @triton.jit
-def affinity_bins(z, alpha, BETA: tl.constexpr):
-    """``q = max(ceil(alpha * (z - max z)), -beta)`` per entry, int32 ``[R, BN]``.
+def _affinity_bins_f64(z, zmax, alpha, BETA: tl.constexpr):
+    """Exact bins as :func:`lynx.routing.lynx.affinity_bins` computes them (float64).
 
-    float64 as in :func:`lynx.routing.lynx.affinity_bins`: the float32 difference is exact
-    there and ``alpha * r`` (``alpha`` a float64 scalar) is rounded once, so bin edges are
-    the same. ``alpha * r <= 0``, so truncation toward zero after clamping is the ceiling.
+    The float32 difference is exact in float64 and ``alpha * r`` (``alpha`` a float64
+    scalar) is rounded once; ``alpha * r <= 0``, so truncation after clamping is the ceiling.
     """
-    zmax = tl.max(z, axis=1)  # [R]
-    zmax = tl.where(zmax > float("-inf"), zmax, 0.0)  # rows past T: no NaN (-inf - -inf)
     r = z.to(tl.float64) - zmax.to(tl.float64)[:, None]  # [R, BN] <= 0
     x = tl.maximum(alpha * r, -BETA)  # -inf logits land in the lowest bin
     return x.to(tl.int32)
 
 
 @triton.jit
+def affinity_bins(z, alpha, BETA: tl.constexpr):
+    """``q = max(ceil(alpha * (z - max z)), -beta)`` per entry, int32 ``[R, BN]``, exactly.
+
+    float32 first: ``x = fl32(alpha) * fl32(z - max)`` is within 3.2 float32 ulps of the
+    float64 value the PyTorch path rounds, so ``q >= -j  <=>  x > -(j + 1)`` is decided the
+    same way whenever ``x`` is more than 8 ulps from every bin edge ``-1 .. -beta``. Only if
+    some entry of the tile is that close (an exact edge like ``alpha * r == -1``) is the
+    tile recomputed in float64 (quarter-rate conversions and half-rate arithmetic).
+    """
+    zmax = tl.max(z, axis=1)  # [R]
+    zmax = tl.where(zmax > float("-inf"), zmax, 0.0)  # rows past T: no NaN (-inf - -inf)
+    x = alpha.to(tl.float32) * (z - zmax[:, None])  # [R, BN] <= 0, -inf for -inf logits
+    q = tl.zeros(z.shape, tl.int32) - BETA
+    near = tl.zeros(z.shape, tl.int1)
+    for j in tl.static_range(BETA):
+        edge = -1.0 - j
+        q += (x > edge).to(tl.int32)
+        near = near | (tl.abs(x - edge) <= 4.8e-7 * (j + 1))  # 8 * 2**-24 * |edge|
+    if tl.max(near.to(tl.int32)) > 0:  # rare; uniform over the program
+        q = _affinity_bins_f64(z, zmax, alpha, BETA)
+    return q
+
+
+@triton.jit
 def int_pow(base, e, MAX_E: tl.constexpr):
-    """``base ** e`` (in ``base``'s dtype) for integer exponents ``e`` in ``[0, MAX_E]``."""
-    p = tl.zeros_like(e).to(base.dtype) + 1
-    for j in tl.static_range(MAX_E):  # repeated products: exact (the host bounds them)
-        p = tl.where(e > j, p * base, p)
-    return p
+    """``base ** e`` (in ``base``'s dtype) for integer exponents ``e`` in ``[0, MAX_E]``.
+
+    The powers are scalars; each entry only selects one (no per-entry multiply).
+    """
+    p = tl.zeros([], base.dtype) + 1  # base ** j
+    out = tl.zeros_like(e).to(base.dtype) + 1
+    for j in tl.static_range(MAX_E):  # exact: the host bounds base ** MAX_E
+        p = p * base
+        out = tl.where(e > j, p, out)
+    return out
 
 
 @triton.jit
