@@ -8,9 +8,10 @@ of ``[R, BN]`` (one row per token). LYNX, with ``B`` the number of valid rows::
     m' = q * B ** (beta + 1) + (s' - h')
 
 exact in int64 while ``(beta + 1) * T ** (beta + 1) < 2**63`` (the host checks it), and in
-int32 (faster: single-instruction warp reductions) while it is below ``2**31``, which the
-host passes as ``WIDE=False``: T <= 886 for beta=2, T <= 52 for beta=4. A token picks its
-top-k of ``m'``, ties to its own ranking (the ranking key as the second sort key).
+int32 (cheaper reductions, see :mod:`lynx.kernels.routing_select`) while it is below
+``2**31``, which the host passes as ``WIDE=False``: T <= 894 for beta=2, T <= 53 for
+beta=4. A token picks its top-k of ``m'``, ties to its own ranking (the ranking key as the
+second sort key).
 """
 
 from __future__ import annotations

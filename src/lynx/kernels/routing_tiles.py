@@ -2,8 +2,7 @@
 
 Every policy orders a token's experts by the token's own ranking (logit descending, equal
 logits toward the lower index, as :func:`lynx.routing.scores.rank_experts`). The kernels
-encode it in int32 keys, because 32-bit integer max-reductions are single warp
-instructions on sm_80+ (``redux.sync``) while 64-bit ones take shuffle trees:
+encode it in int32 keys (32-bit max-reductions cost about half of 64-bit ones):
 
 * 16-bit logits (bf16/fp16, what a router GEMM produces): ``key = u16(z) << 8 | (255 - e)``,
   ``u16`` the float's bits mapped to an unsigned integer of the same order. Keys are
@@ -13,8 +12,10 @@ instructions on sm_80+ (``redux.sync``) while 64-bit ones take shuffle trees:
   logits share a key and the expert index breaks the tie in a second reduction.
 
 -0.0 is mapped to +0.0 first (torch's sort treats them as equal, so their order must come
-from the index). Columns past ``N`` get :data:`PAD_KEY`-like sentinels below every real
-key. All helpers work on ``[R, BN]`` register tiles, one row per token, for any ``R``.
+from the index). Columns past ``N`` get keys below every real key (-1, or INT32_MIN + 1
+for float32) but above :data:`INT32_MIN`, the mark of a retired key in
+:func:`lynx.kernels.routing_select.select_top`. All helpers work on ``[R, BN]`` register
+tiles, one row per token, for any ``R``.
 """
 
 from __future__ import annotations
