@@ -98,7 +98,7 @@ def select_experts_triton(
     # active_kernel sweeps the whole batch in chunks of rows (one chunk up to T=64 at N=128);
     # route_kernel only scans the mask / partial sets: a fixed chunk, so T needs no compile.
     chunk = max(1, min(next_pow2(t), cfg.chunk_elems // bn))
-    scan = max(1, 2048 // bn)
+    scan = max(1, 4096 // bn)  # route_kernel scans 32 partial sets / mask rows per step at N=128
 
     weights = torch.empty(t, top_k, dtype=torch.float32, device=dev)
     ids = torch.empty(t, top_k, dtype=torch.int64, device=dev)
