@@ -47,6 +47,15 @@ def test_alignment_invariants(t: int, k: int, e: int, active: int | None, block_
     check_alignment(case.topk_ids, case.topk_weights, e, block_m)
 
 
+def test_duplicate_ids_and_single_token() -> None:
+    # a token listing an expert twice (not produced by top-k, still well defined): both pairs kept
+    ids = torch.tensor([[2, 2, 0], [0, 1, 2]])
+    check_alignment(ids, torch.ones(2, 3), 3, 4)
+    r = moe_align_reference(ids, torch.ones(2, 3), 3, 4)
+    assert r.sorted_pair_ids[:12].tolist() == [2, 3, 6, 6, 4, 6, 6, 6, 0, 1, 5, 6]
+    check_alignment(torch.tensor([[7]]), torch.tensor([[0.5]]), 8, 16)  # T = 1, k = 1, last expert
+
+
 def test_all_pairs_dropped() -> None:
     ids = torch.tensor([[0, 1], [2, 3]])
     r = moe_align_reference(ids, torch.zeros(2, 2), 4, 16)

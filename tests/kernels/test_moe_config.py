@@ -20,3 +20,19 @@ def test_grid_is_one_wave_and_never_exceeds_blocks() -> None:
     # Mixtral gate_up: 448 N tiles already fill the GPU -> one program per possible block
     assert grid_m(10, 448, 132, 2) == 10
     assert grid_m(3, 1000, 4, 2) == 3
+
+
+def test_decode_defaults_fuse_metadata_and_sum() -> None:
+    import pytest
+
+    from lynx.kernels.moe_config import FUSE_SUM_MAX_TOKENS, TritonMoEConfig
+
+    for t in (1, 16, 64):
+        cfg = default_config(t, 2048, 768)
+        assert cfg.align == "fused" and cfg.fuse_sum
+    assert not default_config(FUSE_SUM_MAX_TOKENS + 1, 2048, 768).fuse_sum  # one program per tile would sum T*k rows
+    # block_m 64 with 4 stages of [64 x 128] + weight tiles needs ~128 KiB: one CTA per SM
+    assert default_config(64, 2048, 768).stages1 == 3 and default_config(64, 2048, 768).stages2 == 3
+    assert default_config(16, 2048, 768).stages1 == 4
+    with pytest.raises(ValueError):
+        TritonMoEConfig(align="onehot")

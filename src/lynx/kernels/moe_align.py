@@ -12,8 +12,10 @@ row blocks of ``BLOCK_M``. The metadata says which pairs form each block:
 Every buffer has a size fixed by ``(P, E, BLOCK_M)`` alone, so the GEMM launch grid is
 static (CUDA-graph safe) and the real block count is read on the device. Pairs whose
 routing weight is zero are dropped (they add exactly zero), so an expert that only
-padding tokens point at is never read. The Triton kernel in ``triton_moe_align`` must
-produce exactly what :func:`moe_align_reference` produces; the tests compare them.
+padding tokens point at is never read. The Triton kernels in ``triton_moe_align`` (and
+the legacy one in ``moe_align_legacy``) must produce exactly what :func:`moe_align_reference`
+produces; the tests compare them. At decode sizes the GEMM kernels derive the same blocks
+in-kernel from the routing instead of reading these buffers (same helpers, same result).
 """
 
 from __future__ import annotations

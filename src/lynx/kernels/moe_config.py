@@ -12,23 +12,35 @@ and the shapes are fixed per model anyway):
 * narrow N tiles (32 gate+up columns, 64 down columns) with ``BLOCK_K = 128``: about
   8-16 KiB of weights per pipeline stage and 24-32 tiles per expert, so even 8 active
   experts give ~200-250 CTAs.
+* two CTAs per SM must fit in shared memory (228 KiB on an H200), since the persistent grid
+  below assumes them: a pipeline stage holds a ``[block_m, BLOCK_K]`` activation tile and
+  the weight tile(s), so ``block_m = 64`` with 4 stages of 128-wide K (~128 KiB) fits only
+  one CTA and the "one wave" grid ran as two (batch 64 measured b = 2.93 us/expert vs 2.43
+  at batch 16). Batches above 32 tokens therefore use 3 stages (~96 KiB).
 * a persistent M loop: the grid's M extent is capped at ``ctas_per_sm * SMs / n_tiles``
-  and each program strides over the real blocks (count read on the device), so the static
-  worst-case grid does not launch thousands of programs that only check and exit. The cap
-  rounds down and ``ctas_per_sm`` (2) stays within the CTAs an SM can hold at once (the
-  default tiles use ~60 KiB of shared memory, 3 fit): a second partial wave of programs,
-  each looping over as many blocks as the first, would double the time. Shapes with many
-  N tiles (Mixtral) skip persistence, see :func:`grid_m`.
+  and each program strides over the real blocks (count derived on the device), so the
+  static worst-case grid does not launch thousands of programs that only check and exit.
+  Shapes with many N tiles (Mixtral) skip persistence, see :func:`grid_m`.
+* ``align = "fused"``: the GEMM programs derive their blocks from the routing themselves
+  (:mod:`lynx.kernels.triton_moe_align`) up to ``SMALL_MAX_PAIRS`` pairs; above that, and
+  with ``align = "kernel"``, a separate metadata launch does it. ``"legacy"`` is the first,
+  one-hot align kernel (kept for old-vs-new measurements only).
+* ``fuse_sum``: the down kernel's last program per N tile sums each token's k rows
+  (deterministic), instead of a third launch; worth it while that tail is small
+  (``T <= FUSE_SUM_MAX_TOKENS``), since one program per N tile reads all ``T*k`` rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+ALIGN_MODES = ("fused", "kernel", "legacy")
+FUSE_SUM_MAX_TOKENS = 64
+
 
 @dataclass(frozen=True)
 class TritonMoEConfig:
-    """Tiles and launch parameters of the three fused-MoE kernels."""
+    """Tiles and launch parameters of the fused-MoE kernels."""
 
     block_m: int = 16  # rows (token, slot pairs) per block; one expert per block
     block_n1: int = 32  # gate_up kernel: columns of I per tile (gate and up tiles each)
@@ -41,8 +53,14 @@ class TritonMoEConfig:
     stages2: int = 4
     ctas_per_sm: int = 2  # persistent M-grid: programs per SM; 0 = one program per possible block
     block_h_sum: int = 1024  # top-k sum kernel: columns of H per program
+    align: str = "fused"  # block metadata: "fused" into the GEMMs, separate "kernel", or "legacy"
+    fuse_sum: bool = True  # k-sum in the down kernel's last program per N tile (no sum launch)
 
-    def with_(self, **changes: int) -> "TritonMoEConfig":
+    def __post_init__(self) -> None:
+        if self.align not in ALIGN_MODES:
+            raise ValueError(f"align must be one of {ALIGN_MODES}, got {self.align!r}")
+
+    def with_(self, **changes: object) -> "TritonMoEConfig":
         """Copy with some fields changed (for sweeps)."""
         return replace(self, **changes)
 
@@ -58,12 +76,15 @@ def pick_block_m(num_tokens: int) -> int:
 def default_config(num_tokens: int, hidden_size: int, intermediate_size: int) -> TritonMoEConfig:
     """Decode-first defaults; prefill-sized batches get larger tiles (compute matters there)."""
     block_m = pick_block_m(num_tokens)
-    if num_tokens <= 64:
-        return TritonMoEConfig(block_m=block_m)
+    fuse_sum = num_tokens <= FUSE_SUM_MAX_TOKENS
+    if num_tokens <= 32:
+        return TritonMoEConfig(block_m=block_m, fuse_sum=fuse_sum)
+    if num_tokens <= 64:  # block_m 64: 3 stages so that two CTAs fit per SM (see module doc)
+        return TritonMoEConfig(block_m=block_m, stages1=3, stages2=3, fuse_sum=fuse_sum)
     # Many tokens per expert: wider N tiles reuse each A tile more; fewer stages fit in smem.
     return TritonMoEConfig(
         block_m=block_m, block_n1=64, block_k1=64, stages1=3, block_n2=128, block_k2=64, stages2=3,
-        warps1=4, warps2=8,
+        warps1=4, warps2=8, fuse_sum=fuse_sum,
     )
 
 

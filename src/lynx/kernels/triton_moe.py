@@ -1,14 +1,18 @@
-"""Host side of the Triton fused-MoE backend: buffers, grids and the four launches.
+"""Host side of the Triton fused-MoE backend: buffers, grids and the launches.
 
-``fused_experts_triton`` = align (1 CTA) -> gate_up+SiLU -> down*weight -> sum over k.
-No host syncs and every shape depends only on ``(T, k, E, H, I)`` and the config, so the
-call can be captured in a CUDA graph. The stages are exposed separately so that
-``scripts/gpu_kernels_check.py`` can time them one by one.
+``fused_experts_triton`` with the decode defaults is two launches: gate_up+SiLU (which
+derives its row blocks from the routing itself) -> down*weight (same, plus the k-sum in
+its last program per N tile). Other configurations add a metadata launch
+(``align="kernel"``/``"legacy"``, or more than ``SMALL_MAX_PAIRS`` pairs) and/or the
+separate sum kernel (``fuse_sum=False``). No host syncs and every shape depends only on
+``(T, k, E, H, I)`` and the config, so the call can be captured in a CUDA graph. The
+stages are exposed separately so that ``scripts/gpu_kernels_check.py`` can time them.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -16,10 +20,11 @@ import triton
 from lynx.kernels.moe_align import AlignedRouting
 from lynx.kernels.moe_config import TritonMoEConfig, default_config, grid_m
 from lynx.kernels.moe_reference import check_expert_args
-from lynx.kernels.triton_moe_align import moe_align_triton
+from lynx.kernels.triton_moe_align import SMALL_MAX_PAIRS, align_params, moe_align_triton
 from lynx.kernels.triton_moe_gemm import down_weighted_kernel, gate_up_silu_kernel, sum_topk_kernel
 
 _TRITON_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+_SUM_TILE_ELEMS = 2048  # BLOCK_T * BLOCK_N of the fused k-sum (16 fp32 registers per thread and slot)
 
 
 @functools.lru_cache(maxsize=None)
@@ -35,47 +40,130 @@ def _dot_precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
-def _max_blocks(routing: AlignedRouting) -> int:
-    return routing.block_expert.numel()
+@dataclass(frozen=True)
+class MoERouting:
+    """What both GEMMs need to find their row blocks.
+
+    ``aligned`` is None when the GEMMs derive the blocks themselves (fused align: each launch
+    then gets a scratch table, one private region per program); the ids and float32
+    weights are always there (the down kernel scales by the weights).
+    """
+
+    ids: torch.Tensor  # [P] expert ids
+    weights: torch.Tensor  # [P] float32
+    num_experts: int
+    top_k: int
+    block_m: int
+    aligned: AlignedRouting | None
+
+    @property
+    def num_pairs(self) -> int:
+        return self.ids.numel()
+
+    def launch(self, gm: int, n_tiles: int) -> tuple[tuple, dict]:
+        """Kernel arguments ``(ids, weights, table, sorted, block_expert, num_slots)`` and
+        constexprs for a ``(gm, n_tiles)`` grid; the per-program block tables when fused."""
+        prm = align_params(self.num_pairs, self.num_experts, self.block_m)
+        local_blocks = triton.next_power_of_2(triton.cdiv(self.max_blocks(), gm))  # blocks per program
+        consts = dict(FUSED_ALIGN=self.aligned is None, NUM_EXPERTS=self.num_experts, E_POW2=prm.e_pow2,
+                      P_POW2=prm.p_pow2, LOCAL_BLOCKS=local_blocks)
+        a = self.aligned
+        if a is None:
+            table = torch.empty(gm * n_tiles * local_blocks * (1 + self.block_m), dtype=torch.int32,
+                                device=self.ids.device)
+            return (self.ids, self.weights, table, table, table, table), consts
+        return (self.ids, self.weights, a.num_slots, a.sorted_pair_ids, a.block_expert, a.num_slots), consts
+
+    def max_blocks(self) -> int:
+        if self.aligned is not None:
+            return self.aligned.block_expert.numel()
+        return align_params(self.num_pairs, self.num_experts, self.block_m).max_blocks
+
+
+def make_routing(
+    topk_ids: torch.Tensor, topk_weights: torch.Tensor, num_experts: int, cfg: TritonMoEConfig
+) -> MoERouting:
+    """Flatten the routing and run the metadata launch the config asks for (if any)."""
+    top_k = topk_ids.shape[-1]
+    weights = topk_weights.to(torch.float32).contiguous()  # [T, k]
+    align = cfg.align
+    if align == "fused" and topk_ids.numel() > SMALL_MAX_PAIRS:
+        align = "kernel"  # one program holds at most SMALL_MAX_PAIRS pairs: prefill gets the chunked kernel
+    aligned = None
+    if align == "kernel":
+        aligned = moe_align_triton(topk_ids, weights, num_experts, cfg.block_m)
+    elif align == "legacy":
+        from lynx.kernels.moe_align_legacy import moe_align_legacy
+
+        aligned = moe_align_legacy(topk_ids, weights, num_experts, cfg.block_m)
+    flat_ids = topk_ids.reshape(-1).contiguous()  # [P]
+    return MoERouting(flat_ids, weights.reshape(-1), num_experts, top_k, cfg.block_m, aligned)
+
+
+def sum_counters(hidden_size: int, cfg: TritonMoEConfig, device: torch.device) -> torch.Tensor:
+    """Per-N-tile counters of the fused k-sum (contents set by the gate_up kernel)."""
+    return torch.empty(triton.cdiv(hidden_size, cfg.block_n2), dtype=torch.int32, device=device)
 
 
 def gate_up_silu(
-    hidden: torch.Tensor, w13: torch.Tensor, routing: AlignedRouting, top_k: int, cfg: TritonMoEConfig
+    hidden: torch.Tensor, w13: torch.Tensor, routing: MoERouting, cfg: TritonMoEConfig,
+    counters: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``[P, I]`` ``silu(gate) * up`` per routed pair (rows of dropped pairs left unwritten)."""
+    """``[P, I]`` ``silu(gate) * up`` per routed pair (rows of dropped pairs left unwritten).
+
+    ``counters`` (if given) are zeroed on the way, for :func:`down_weighted`'s fused sum.
+    """
     _, hidden_size = hidden.shape
     inter_size = w13.shape[1] // 2
     inter = torch.empty(routing.num_pairs, inter_size, dtype=hidden.dtype, device=hidden.device)
     n_tiles = triton.cdiv(inter_size, cfg.block_n1)
-    gm = grid_m(_max_blocks(routing), n_tiles, _num_sms(hidden.device), cfg.ctas_per_sm)
+    gm = grid_m(routing.max_blocks(), n_tiles, _num_sms(hidden.device), cfg.ctas_per_sm)
+    num_counters = 0 if counters is None else counters.numel()
+    args, consts = routing.launch(gm, n_tiles)
     gate_up_silu_kernel[(gm, n_tiles)](
-        hidden, w13, inter,
-        routing.sorted_pair_ids, routing.block_expert, routing.num_slots, routing.num_pairs,
+        hidden, w13, inter, *args,
+        args[2] if counters is None else counters, num_counters, routing.num_pairs,
         hidden.stride(0), w13.stride(0), w13.stride(1), inter.stride(0),
-        H=hidden_size, I=inter_size, TOP_K=top_k,
+        H=hidden_size, I=inter_size, TOP_K=routing.top_k,
         grid_m=gm, BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n1, BLOCK_K=cfg.block_k1,
-        DOT_PRECISION=_dot_precision(hidden.dtype), num_warps=cfg.warps1, num_stages=cfg.stages1,
+        DOT_PRECISION=_dot_precision(hidden.dtype), **consts,
+        NUM_COUNTERS=triton.next_power_of_2(num_counters) if num_counters else 0,
+        num_warps=cfg.warps1, num_stages=cfg.stages1,
     )
     return inter
 
 
 def down_weighted(
-    inter: torch.Tensor, w2: torch.Tensor, weights: torch.Tensor, routing: AlignedRouting, cfg: TritonMoEConfig
-) -> torch.Tensor:
-    """``[P, H]`` float32 ``w_p * down_e(inter[p])`` (rows of dropped pairs left unwritten)."""
+    inter: torch.Tensor, w2: torch.Tensor, routing: MoERouting, cfg: TritonMoEConfig,
+    counters: torch.Tensor | None = None, out_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(pair_out [P, H] fp32 = w_p * down_e(inter[p]), out [T, H] or None)``.
+
+    With ``counters`` (zeroed, one per N tile) the k-sum is fused and ``out`` (in
+    ``out_dtype``) is returned too; the counters are left zeroed again.
+    """
     _, hidden_size, inter_size = w2.shape
-    pair_out = torch.empty(routing.num_pairs, hidden_size, dtype=torch.float32, device=inter.device)
+    num_pairs, top_k = routing.num_pairs, routing.top_k
+    num_tokens = num_pairs // top_k
+    pair_out = torch.empty(num_pairs, hidden_size, dtype=torch.float32, device=inter.device)
+    fuse = counters is not None
+    out = torch.empty(num_tokens, hidden_size, dtype=out_dtype or inter.dtype, device=inter.device) if fuse else None
     n_tiles = triton.cdiv(hidden_size, cfg.block_n2)
-    gm = grid_m(_max_blocks(routing), n_tiles, _num_sms(inter.device), cfg.ctas_per_sm)
+    gm = grid_m(routing.max_blocks(), n_tiles, _num_sms(inter.device), cfg.ctas_per_sm)
+    (ids, weights, table, sorted_ids, block_expert, num_slots), consts = routing.launch(gm, n_tiles)
+    block_t = max(1, min(triton.next_power_of_2(max(num_tokens, 1)), _SUM_TILE_ELEMS // cfg.block_n2))
     down_weighted_kernel[(gm, n_tiles)](
-        inter, w2, weights, pair_out,
-        routing.sorted_pair_ids, routing.block_expert, routing.num_slots, routing.num_pairs,
+        inter, w2, weights, pair_out, ids, table, sorted_ids, block_expert, num_slots,
+        out if fuse else pair_out, counters if fuse else num_slots,
+        num_pairs, num_tokens,
         inter.stride(0), w2.stride(0), w2.stride(1), pair_out.stride(0),
-        H=hidden_size, I=inter_size,
+        H=hidden_size, I=inter_size, TOP_K=top_k,
         grid_m=gm, BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n2, BLOCK_K=cfg.block_k2,
-        DOT_PRECISION=_dot_precision(inter.dtype), num_warps=cfg.warps2, num_stages=cfg.stages2,
+        DOT_PRECISION=_dot_precision(inter.dtype), **consts,
+        FUSE_SUM=fuse, BLOCK_T=block_t,
+        num_warps=cfg.warps2, num_stages=cfg.stages2,
     )
-    return pair_out
+    return pair_out, out
 
 
 def sum_topk(
@@ -112,8 +200,10 @@ def fused_experts_triton(
         return torch.zeros_like(hidden)
     cfg = config or default_config(num_tokens, hidden_size, inter_size)
     hidden = hidden.contiguous()  # no-op for the usual [T, H] activations
-    weights = topk_weights.reshape(-1).to(torch.float32).contiguous()  # [P]
-    routing = moe_align_triton(topk_ids, weights, num_experts, cfg.block_m)
-    inter = gate_up_silu(hidden, w13, routing, top_k, cfg)  # [P, I]
-    pair_out = down_weighted(inter, w2, weights, routing, cfg)  # [P, H] fp32
-    return sum_topk(pair_out, weights, num_tokens, top_k, hidden.dtype, cfg)  # [T, H]
+    routing = make_routing(topk_ids, topk_weights, num_experts, cfg)
+    counters = sum_counters(hidden_size, cfg, hidden.device) if cfg.fuse_sum else None
+    inter = gate_up_silu(hidden, w13, routing, cfg, counters)  # [P, I]
+    pair_out, out = down_weighted(inter, w2, routing, cfg, counters, hidden.dtype)  # [P, H] fp32
+    if out is not None:
+        return out  # [T, H]
+    return sum_topk(pair_out, routing.weights, num_tokens, top_k, hidden.dtype, cfg)  # [T, H]

@@ -1,23 +1,35 @@
-"""Triton kernel computing :class:`~lynx.kernels.moe_align.AlignedRouting` on the GPU.
+"""Triton computation of :class:`~lynx.kernels.moe_align.AlignedRouting` (block metadata).
 
-One program does everything (decode has ~10^2 pairs, so a single CTA is faster than any
-multi-kernel sort + histogram + scan pipeline, whose launches alone would cost several
-microseconds inside a CUDA graph). Pairs are processed in chunks of ``CHUNK`` as a
-``[CHUNK, E_POW2]`` one-hot matrix:
+Everything derives from two facts per (token, slot) pair ``p``: its expert and whether it
+is kept (weight != 0, id in range). Metadata order is "by expert, then by ``p``", each
+expert's segment padded to a multiple of ``BLOCK_M``.
 
-1. fill every slot with the padding sentinel;
-2. per-expert counts = column sums of the one-hot chunks (dropped pairs, weight 0, get the
-   id -1 and therefore an all-zero row);
-3. padded segment ends = cumsum of counts rounded up to ``BLOCK_M``; the expert of block
-   ``b`` is the number of segments ending at or before slot ``b*BLOCK_M``;
-4. a pair's slot = its segment start + its rank among earlier pairs of the same expert
-   (inclusive column cumsum of the chunk + running counts of earlier chunks).
+Small batches (``P <= SMALL_MAX_PAIRS``, i.e. decode) -- one program sees every pair
+(:func:`sorted_slots`): a ``tl.histogram`` gives the per-expert counts, one scan over the
+experts gives each segment's padding, and one ``tl.sort`` of ``expert * P_POW2 + p`` puts
+the pairs in metadata order, so the ``i``-th sorted pair lands in slot ``i + shift[expert]``.
+That is a few dozen CTA barriers and ~1-2k instructions, no serial loop. Two users:
 
-Result is identical to :func:`~lynx.kernels.moe_align.moe_align_reference` (same
-ascending-pair order inside an expert). No host sync; all sizes static given (P, E, BLOCK_M).
+* **fused** (the decode default): every program of the two expert GEMMs
+  (:mod:`lynx.kernels.triton_moe_gemm`) runs it and scatters the blocks *it* will process
+  into a scratch table private to the program (:func:`program_blocks`) -- no metadata
+  launch, and each block then costs one L1/L2 load, as precomputed metadata did;
+* **small kernel** (:func:`moe_align_triton`, ``align="kernel"``): one single-program
+  launch scattering all slots into an :class:`AlignedRouting`; also how the tests check the
+  helper against :func:`~lynx.kernels.moe_align.moe_align_reference`.
+
+Large batches (``P > SMALL_MAX_PAIRS``, prefill) -- **chunked**: three launches, O(P) work
+in total: per-chunk histograms (+ sentinel fill), one program scanning them over chunks and
+experts, and a per-chunk scatter where a pair's slot is its chunk's base for its expert
+plus its rank inside the chunk (a ``[C, C]`` comparison).
+
+All paths are deterministic, host-sync free, static in shape (CUDA-graph safe), and
+produce exactly :func:`~lynx.kernels.moe_align.moe_align_reference`'s output.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -25,102 +37,231 @@ import triton.language as tl
 
 from lynx.kernels.moe_align import AlignedRouting, max_num_blocks
 
-ONEHOT_ELEMS = 4096  # default CHUNK * E_POW2 per one-hot tile: 32 int32 registers/thread at 4 warps
-_FILL = 1024  # slots written per iteration of the sentinel fill
+SMALL_MAX_PAIRS = 1024  # one program sorts all pairs (fused / small kernel) up to this many
+_CHUNK = 64  # pairs per program of the chunked (prefill) path: [64, 64] rank comparison
+_FILL = 1024  # slots per store of the chunked path's sentinel fill
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    """Compile-time sizes of the helpers for one ``(P, E, BLOCK_M)``."""
+
+    e_pow2: int  # histogram bins (>= E, power of two)
+    p_pow2: int  # pairs held by one program (>= P, power of two; small path only)
+    max_blocks: int
+
+
+def align_params(num_pairs: int, num_experts: int, block_m: int) -> AlignParams:
+    """``p_pow2`` is at least 128, so that decode batch sizes up to 16 x top-8 share compiles."""
+    return AlignParams(
+        e_pow2=max(32, triton.next_power_of_2(num_experts)),
+        p_pow2=max(128, triton.next_power_of_2(max(num_pairs, 1))),
+        max_blocks=max_num_blocks(num_pairs, num_experts, block_m),
+    )
+
+
+# ----------------------------------------------------------------------------- shared helpers
+@triton.jit
+def pair_keys(ids_ptr, weights_ptr, p, ok, NUM_EXPERTS: tl.constexpr):
+    """``(expert int32, kept)`` of pairs ``p`` (where ``ok``); others get expert 0, kept False."""
+    ids = tl.load(ids_ptr + p, mask=ok, other=0).to(tl.int32)
+    w = tl.load(weights_ptr + p, mask=ok, other=0.0)
+    kept = ok & (w != 0) & (ids >= 0) & (ids < NUM_EXPERTS)
+    return tl.where(kept, ids, 0), kept
 
 
 @triton.jit
-def _onehot_chunk(ids_ptr, weights_ptr, p, num_pairs, experts, NUM_EXPERTS: tl.constexpr):
-    """``[CHUNK, E_POW2]`` int32 one-hot of pairs ``p``; dropped or out-of-range pairs are 0 rows."""
-    in_range = p < num_pairs
-    ids = tl.load(ids_ptr + p, mask=in_range, other=-1).to(tl.int32)  # [CHUNK]
-    w = tl.load(weights_ptr + p, mask=in_range, other=0.0)  # [CHUNK]
-    # zero weight contributes nothing, so read nothing; -1 matches no column (E_POW2 may be > E)
-    ids = tl.where((w != 0) & (ids < NUM_EXPERTS), ids, -1)
-    return (ids[:, None] == experts[None, :]).to(tl.int32)  # [CHUNK, E_POW2]
+def sorted_slots(
+    ids_ptr, weights_ptr, num_pairs,
+    NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr, BLOCK_M: tl.constexpr, P_POW2: tl.constexpr,
+):
+    """Every pair's slot, in one program (``P <= P_POW2``).
+
+    Returns ``(pair, expert, kept, slot, num_blocks)``; the first four are ``[P_POW2]`` in slot
+    order. Pairs sorted by ``(expert, p)`` (one ``tl.sort`` of ``expert * P_POW2 + p``, dropped
+    pairs last) are already in metadata order: the ``i``-th of them goes to slot
+    ``i + shift[expert]``, with ``shift[e] = blk_start[e] * BLOCK_M - (pairs of experts < e)``
+    -- the padding in front of its segment. Per-expert counts come from a histogram and both
+    exclusive scans over the experts share one ``cumsum`` (block counts in the high 16 bits).
+    """
+    p = tl.arange(0, P_POW2)
+    key, kept = pair_keys(ids_ptr, weights_ptr, p, p < num_pairs, NUM_EXPERTS)
+    counts = tl.histogram(key, E_POW2, mask=kept)  # [EP]
+    nblk = (counts + BLOCK_M - 1) // BLOCK_M  # [EP]
+    packed = nblk * 65536 + counts  # both sums <= P <= 1024
+    before = tl.cumsum(packed, axis=0) - packed  # [EP] exclusive
+    shift = (before // 65536) * BLOCK_M - (before % 65536)  # [EP]
+    order = tl.sort(tl.where(kept, key, E_POW2) * P_POW2 + p)  # [PP] unique values
+    expert = order // P_POW2
+    slot = p + tl.gather(shift, tl.minimum(expert, E_POW2 - 1), axis=0)  # [PP]
+    return order % P_POW2, expert, expert < E_POW2, slot, tl.sum(nblk, axis=0)
 
 
-@triton.jit(do_not_specialize=["num_pairs", "max_blocks", "max_slots"])
-def _moe_align_kernel(
-    ids_ptr,  # [P] int64 expert ids, pair p = t*k + j
-    weights_ptr,  # [P] float routing weights
+@triton.jit
+def program_blocks(
+    ids_ptr, weights_ptr, table_ptr, num_pairs, pid_m, grid_m,
+    NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr, BLOCK_M: tl.constexpr, P_POW2: tl.constexpr,
+    LOCAL_BLOCKS: tl.constexpr,
+):
+    """Fused metadata of one GEMM program, whose blocks are ``pid_m, pid_m + grid_m, ...``.
+
+    Writes its ``i``-th block's expert to ``table[i]`` and pairs to
+    ``table[LOCAL_BLOCKS + i*BLOCK_M : +BLOCK_M]`` (a region private to the program, so no
+    other CTA ever writes it) and returns the total block count. One pass over the pairs
+    per program; afterwards a block costs one (L1/L2-resident) load, like precomputed metadata.
+    """
+    rows_ptr = table_ptr + LOCAL_BLOCKS
+    s = tl.arange(0, LOCAL_BLOCKS * BLOCK_M)
+    tl.store(rows_ptr + s, tl.zeros([LOCAL_BLOCKS * BLOCK_M], tl.int32) + num_pairs)  # padding rows
+    pair, expert, kept, slot, num_blocks = sorted_slots(
+        ids_ptr, weights_ptr, num_pairs, NUM_EXPERTS, E_POW2, BLOCK_M, P_POW2)
+    tl.debug_barrier()  # the scatter below overwrites some of those sentinels (other threads)
+    block = slot // BLOCK_M
+    mine = kept & (block % grid_m == pid_m)
+    local = block // grid_m
+    tl.store(rows_ptr + local * BLOCK_M + slot % BLOCK_M, pair, mask=mine)
+    tl.store(table_ptr + local, expert, mask=mine & (slot % BLOCK_M == 0))
+    tl.debug_barrier()  # the GEMM loop reads the table back (other threads' stores)
+    return num_blocks
+
+
+# ----------------------------------------------------------------------------- small kernel
+@triton.jit(do_not_specialize=["num_pairs", "max_blocks"])
+def _align_small_kernel(
+    ids_ptr,  # [P] expert ids (any int dtype), pair p = t*k + j
+    weights_ptr,  # [P] routing weights
     sorted_ptr,  # [max_blocks*BLOCK_M] int32 out
     block_expert_ptr,  # [max_blocks] int32 out
     num_slots_ptr,  # [1] int32 out
-    num_pairs,
-    max_blocks,
-    max_slots,  # max_blocks * BLOCK_M
-    NUM_EXPERTS: tl.constexpr,
-    E_POW2: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    CHUNK: tl.constexpr,
+    num_pairs, max_blocks,
+    NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr, BLOCK_M: tl.constexpr, P_POW2: tl.constexpr,
     FILL: tl.constexpr,
 ):
-    experts = tl.arange(0, E_POW2)  # [E_POW2]
-    chunk = tl.arange(0, CHUNK)  # [CHUNK]
+    for s0 in range(0, max_blocks * BLOCK_M, FILL):  # padding everywhere, then the pairs on top
+        s = s0 + tl.arange(0, FILL)
+        tl.store(sorted_ptr + s, tl.zeros([FILL], tl.int32) + num_pairs, mask=s < max_blocks * BLOCK_M)
+        tl.store(block_expert_ptr + s, tl.zeros([FILL], tl.int32) - 1, mask=s < max_blocks)
+    pair, expert, kept, slot, num_blocks = sorted_slots(
+        ids_ptr, weights_ptr, num_pairs, NUM_EXPERTS, E_POW2, BLOCK_M, P_POW2)
+    tl.store(num_slots_ptr, num_blocks * BLOCK_M)
+    tl.debug_barrier()
+    tl.store(sorted_ptr + slot, pair, mask=kept)
+    tl.store(block_expert_ptr + slot // BLOCK_M, expert, mask=kept & (slot % BLOCK_M == 0))
 
-    # 1) every slot starts as padding (sentinel = num_pairs)
-    for s0 in range(0, max_slots, FILL):
+
+# ----------------------------------------------------------------------------- chunked path
+@triton.jit(do_not_specialize=["num_pairs", "max_slots"])
+def _align_hist_kernel(
+    ids_ptr, weights_ptr, hist_ptr,  # hist: [num_chunks, E_POW2] int32 out
+    sorted_ptr, num_pairs, max_slots,
+    NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr, CHUNK: tl.constexpr, FILL: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    p = pid * CHUNK + tl.arange(0, CHUNK)
+    key, kept = pair_keys(ids_ptr, weights_ptr, p, p < num_pairs, NUM_EXPERTS)
+    tl.store(hist_ptr + pid * E_POW2 + tl.arange(0, E_POW2), tl.histogram(key, E_POW2, mask=kept))
+    # every slot starts as padding; _align_scatter_kernel (a later launch) overwrites the used ones
+    for s0 in range(pid * FILL, max_slots, tl.num_programs(0) * FILL):
         s = s0 + tl.arange(0, FILL)
         tl.store(sorted_ptr + s, tl.zeros([FILL], tl.int32) + num_pairs, mask=s < max_slots)
 
-    # 2) per-expert pair counts
+
+@triton.jit(do_not_specialize=["num_chunks", "max_blocks"])
+def _align_scan_kernel(
+    hist_ptr,  # [num_chunks, E_POW2] int32
+    base_ptr,  # [num_chunks, E_POW2] int32 out: first slot of chunk c's pairs of expert e
+    block_expert_ptr, num_slots_ptr, num_chunks, max_blocks,
+    E_POW2: tl.constexpr, BLOCK_M: tl.constexpr, ROWS: tl.constexpr, BROWS: tl.constexpr,
+):
+    experts = tl.arange(0, E_POW2)
+    rows = tl.arange(0, ROWS)
     counts = tl.zeros([E_POW2], tl.int32)
-    for p0 in range(0, num_pairs, CHUNK):
-        counts += tl.sum(_onehot_chunk(ids_ptr, weights_ptr, p0 + chunk, num_pairs, experts, NUM_EXPERTS), axis=0)
-
-    # 3) padded segments and block -> expert map
-    padded = (counts + BLOCK_M - 1) // BLOCK_M * BLOCK_M  # [E_POW2]
-    seg_end = tl.cumsum(padded, axis=0)  # [E_POW2] inclusive
-    seg_start = seg_end - padded  # [E_POW2]
-    total = tl.sum(padded, axis=0)
-    tl.store(num_slots_ptr, total)
-    for b0 in range(0, max_blocks, CHUNK):
-        b = b0 + chunk  # [CHUNK] block ids
-        first_slot = b * BLOCK_M
-        ended = (seg_end[None, :] <= first_slot[:, None]).to(tl.int32)  # [CHUNK, E_POW2]
-        expert = tl.where(first_slot < total, tl.sum(ended, axis=1), -1)  # [CHUNK]
-        tl.store(block_expert_ptr + b, expert, mask=b < max_blocks)
-
-    # the scatter below overwrites sentinels written by other threads in step 1
-    tl.debug_barrier()
-
-    # 4) scatter each pair to seg_start[e] + rank within e
-    running = tl.zeros([E_POW2], tl.int32)  # pairs of each expert in earlier chunks
-    for p0 in range(0, num_pairs, CHUNK):
-        p = p0 + chunk
-        onehot = _onehot_chunk(ids_ptr, weights_ptr, p, num_pairs, experts, NUM_EXPERTS)
-        rank = tl.cumsum(onehot, axis=0) - 1 + running[None, :]  # [CHUNK, E_POW2]
-        slot = tl.sum(onehot * (seg_start[None, :] + rank), axis=1)  # [CHUNK]
-        keep = tl.sum(onehot, axis=1) > 0  # [CHUNK]
-        tl.store(sorted_ptr + slot, p.to(tl.int32), mask=keep)
-        running += tl.sum(onehot, axis=0)
+    for c0 in range(0, num_chunks, ROWS):
+        c = c0 + rows
+        tile = tl.load(hist_ptr + c[:, None] * E_POW2 + experts[None, :], mask=c[:, None] < num_chunks, other=0)
+        counts += tl.sum(tile, axis=0)
+    nblk = (counts + BLOCK_M - 1) // BLOCK_M
+    blk_end = tl.cumsum(nblk, axis=0)
+    num_blocks = tl.sum(nblk, axis=0)
+    tl.store(num_slots_ptr, num_blocks * BLOCK_M)
+    for b0 in range(0, max_blocks, BROWS):
+        b = b0 + tl.arange(0, BROWS)
+        expert = tl.sum((blk_end[None, :] <= b[:, None]).to(tl.int32), axis=1)  # [BROWS]
+        tl.store(block_expert_ptr + b, tl.where(b < num_blocks, expert, -1), mask=b < max_blocks)
+    running = (blk_end - nblk) * BLOCK_M  # [E_POW2] first slot of each expert's segment
+    for c0 in range(0, num_chunks, ROWS):
+        c = c0 + rows
+        ok = c[:, None] < num_chunks
+        tile = tl.load(hist_ptr + c[:, None] * E_POW2 + experts[None, :], mask=ok, other=0)
+        before = tl.cumsum(tile, axis=0) - tile + running[None, :]  # [ROWS, E_POW2] exclusive
+        tl.store(base_ptr + c[:, None] * E_POW2 + experts[None, :], before, mask=ok)
+        running += tl.sum(tile, axis=0)
 
 
+@triton.jit(do_not_specialize=["num_pairs"])
+def _align_scatter_kernel(
+    ids_ptr, weights_ptr, base_ptr, sorted_ptr, num_pairs,
+    NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr, CHUNK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    local = tl.arange(0, CHUNK)
+    p = pid * CHUNK + local
+    key, kept = pair_keys(ids_ptr, weights_ptr, p, p < num_pairs, NUM_EXPERTS)
+    same = (key[:, None] == key[None, :]) & kept[None, :] & (local[None, :] < local[:, None])  # [C, C]
+    rank = tl.sum(same.to(tl.int32), axis=1)  # kept pairs of the same expert earlier in the chunk
+    base = tl.load(base_ptr + pid * E_POW2 + key, mask=kept, other=0)
+    tl.store(sorted_ptr + base + rank, p, mask=kept)
+
+
+# ----------------------------------------------------------------------------- host side
 def moe_align_triton(
     topk_ids: torch.Tensor,
     topk_weights: torch.Tensor,
     num_experts: int,
     block_m: int,
-    onehot_elems: int = ONEHOT_ELEMS,
-    num_warps: int = 4,
+    *,
+    chunked: bool | None = None,
 ) -> AlignedRouting:
-    """Block-aligned routing metadata on the device (one single-CTA launch, no sync).
+    """Block-aligned routing metadata on the device (no host sync, graph safe).
 
-    ``onehot_elems``/``num_warps`` trade serial chunk steps against per-step work (tuning).
+    ``topk_ids``/``topk_weights``: ``[T, k]`` or flat ``[P]``.
+    ``P <= SMALL_MAX_PAIRS``: one single-program launch; otherwise (or ``chunked=True``)
+    the three-launch chunked path.
     """
-    num_pairs = topk_ids.numel()
-    device = topk_ids.device
-    max_blocks = max_num_blocks(num_pairs, num_experts, block_m)
-    sorted_pair_ids = torch.empty(max_blocks * block_m, dtype=torch.int32, device=device)
-    block_expert = torch.empty(max_blocks, dtype=torch.int32, device=device)
+    ids = topk_ids.reshape(-1).contiguous()
+    weights = topk_weights.reshape(-1).contiguous()
+    num_pairs = ids.numel()
+    device = ids.device
+    prm = align_params(num_pairs, num_experts, block_m)
+    sorted_pair_ids = torch.empty(prm.max_blocks * block_m, dtype=torch.int32, device=device)
+    block_expert = torch.empty(prm.max_blocks, dtype=torch.int32, device=device)
     num_slots = torch.empty(1, dtype=torch.int32, device=device)
-    e_pow2 = max(16, triton.next_power_of_2(num_experts))
-    chunk = max(16, min(triton.next_power_of_2(max(num_pairs, max_blocks)), onehot_elems // e_pow2))
-    _moe_align_kernel[(1,)](
-        topk_ids.reshape(-1).contiguous(), topk_weights.reshape(-1).contiguous(),
-        sorted_pair_ids, block_expert, num_slots, num_pairs, max_blocks, max_blocks * block_m,
-        NUM_EXPERTS=num_experts, E_POW2=e_pow2, BLOCK_M=block_m, CHUNK=chunk, FILL=_FILL,
-        num_warps=num_warps,
+    routing = AlignedRouting(sorted_pair_ids, block_expert, num_slots, num_pairs, block_m)
+    if chunked is None:
+        chunked = num_pairs > SMALL_MAX_PAIRS
+    if not chunked:
+        if num_pairs > 32768:  # one program holds every pair; packed counts need sums < 2**16
+            raise ValueError(f"{num_pairs} pairs are too many for the single-program kernel")
+        _align_small_kernel[(1,)](
+            ids, weights, sorted_pair_ids, block_expert, num_slots, num_pairs, prm.max_blocks,
+            NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, BLOCK_M=block_m, P_POW2=prm.p_pow2, FILL=_FILL,
+            num_warps=4,
+        )
+        return routing
+    num_chunks = triton.cdiv(max(num_pairs, 1), _CHUNK)
+    hist = torch.empty(num_chunks, prm.e_pow2, dtype=torch.int32, device=device)
+    base = torch.empty_like(hist)
+    _align_hist_kernel[(num_chunks,)](
+        ids, weights, hist, sorted_pair_ids, num_pairs, prm.max_blocks * block_m,
+        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, FILL=_FILL, num_warps=2,
     )
-    return AlignedRouting(sorted_pair_ids, block_expert, num_slots, num_pairs, block_m)
+    rows = max(1, min(64, 4096 // prm.e_pow2))
+    _align_scan_kernel[(1,)](
+        hist, base, block_expert, num_slots, num_chunks, prm.max_blocks,
+        E_POW2=prm.e_pow2, BLOCK_M=block_m, ROWS=rows, BROWS=rows, num_warps=4,
+    )
+    _align_scatter_kernel[(num_chunks,)](
+        ids, weights, base, sorted_pair_ids, num_pairs,
+        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, num_warps=2,
+    )
+    return routing
