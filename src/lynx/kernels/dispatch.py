@@ -27,7 +27,8 @@ from lynx.kernels.moe_reference import fused_experts_reference
 BACKENDS = ("auto", "triton", "grouped_mm", "reference")
 
 # Above this many (token, slot) pairs "auto" prefers grouped_mm (CUTLASS grouped GEMM is
-# tuned for compute-bound shapes). Provisional: to be set from scripts/gpu_kernels_check.py.
+# tuned for compute-bound shapes). Provisional: the "prefill crossover" table of
+# scripts/gpu_kernels_check.py (T = 256..4096, all experts active) prints the value to use.
 AUTO_TRITON_MAX_PAIRS = 4096
 
 _default_backend = os.environ.get("LYNX_MOE_BACKEND", "auto")
