@@ -14,9 +14,10 @@ and the shapes are fixed per model anyway):
   experts give ~200-250 CTAs.
 * two CTAs per SM must fit in shared memory (228 KiB on an H200), since the persistent grid
   below assumes them: a pipeline stage holds a ``[block_m, BLOCK_K]`` activation tile and
-  the weight tile(s), so ``block_m = 64`` with 4 stages of 128-wide K (~128 KiB) fits only
-  one CTA and the "one wave" grid ran as two (batch 64 measured b = 2.93 us/expert vs 2.43
-  at batch 16). Batches above 32 tokens therefore use 3 stages (~96 KiB).
+  the weight tile(s), so ``block_m = 64`` with 4 stages of 128-wide K (128 KiB, sm_90
+  compile) fits only one CTA and the "one wave" grid runs as two -- the likely reason batch
+  64 measured b = 2.93 us/expert against 2.43 at batch 16 (545f084). Batches above 32
+  tokens therefore use 3 stages (96 KiB).
 * a persistent M loop: the grid's M extent is capped at ``ctas_per_sm * SMs / n_tiles``
   and each program strides over the real blocks (count derived on the device), so the
   static worst-case grid does not launch thousands of programs that only check and exit.
