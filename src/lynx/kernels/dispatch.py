@@ -26,10 +26,11 @@ from lynx.kernels.moe_reference import fused_experts_reference
 
 BACKENDS = ("auto", "triton", "grouped_mm", "reference")
 
-# Above this many (token, slot) pairs "auto" prefers grouped_mm (CUTLASS grouped GEMM is
-# tuned for compute-bound shapes). Provisional: the "prefill crossover" table of
-# scripts/gpu_kernels_check.py (T = 256..4096, all experts active) prints the value to use.
-AUTO_TRITON_MAX_PAIRS = 4096
+# Above this many (token, slot) pairs "auto" prefers grouped_mm. Measured on the H200
+# (docs/performance.md section 6, Qwen3-30B-A3B shape, all experts active): Triton won every
+# prefill row up to T=4096 (32768 pairs) by 1.6-2.1x, so the switch sits at the largest
+# size measured; larger prefills are untested and keep grouped_mm.
+AUTO_TRITON_MAX_PAIRS = 32768
 
 _default_backend = os.environ.get("LYNX_MOE_BACKEND", "auto")
 
