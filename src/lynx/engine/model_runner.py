@@ -147,9 +147,9 @@ class ModelRunner:
         )
         return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx, [c - 1 for c in cu[1:]]
 
-    def prepare_decode(self, seqs: list[Sequence], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor, ForwardContext]:
-        """Decode inputs; ``width`` pads block tables to a fixed number of blocks (graphs)."""
-        width = width or max(len(s.block_table) for s in seqs)
+    def prepare_decode(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor, ForwardContext]:
+        """Eager decode inputs (CUDA graphs stage their own, see :mod:`cuda_graphs`)."""
+        width = max(len(s.block_table) for s in seqs)  # block tables padded to the longest
         ids = [s.last_token for s in seqs]
         pos = [len(s) - 1 for s in seqs]
         slots = [self._slots(s, len(s) - 1, len(s))[0] for s in seqs]
