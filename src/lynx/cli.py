@@ -136,15 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_decode_arguments(dec)
     dec.set_defaults(func=lambda a: (run_decode_bench(a), 0)[1])
 
-    try:
-        from lynx.eval.runner import add_eval_arguments, run_eval
-    except ImportError:  # pragma: no cover - eval is part of the package
-        pass
-    else:
-        ev = sub.add_parser("eval", help="document-QA accuracy (DocVQA, ChartQA)",
-                            description="Run a model on DocVQA/ChartQA (real files or synthetic) and score it.")
-        add_eval_arguments(ev)
-        ev.set_defaults(func=lambda a: (run_eval(a), 0)[1])
+    from lynx.eval.runner import add_eval_arguments, run_eval
+
+    ev = sub.add_parser("eval", help="document-QA accuracy (DocVQA, ChartQA)",
+                        description="Run a model on DocVQA/ChartQA (real files or synthetic) and score it.")
+    add_eval_arguments(ev)
+    ev.set_defaults(func=lambda a: (run_eval(a), 0)[1])
     return parser
 
 

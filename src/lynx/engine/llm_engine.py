@@ -206,7 +206,7 @@ class LLMEngine:
             if seq.first_token_time is None:
                 seq.first_token_time = now
             self._check_finished(seq, token)
-            if seq.is_finished or seq.finish_reason is not None:
+            if seq.finish_reason is not None:
                 seq.finish_time = now
                 self.scheduler.finish(seq)
             results.append(self.output(seq))
