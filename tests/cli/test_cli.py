@@ -14,6 +14,7 @@ def test_generate_json_on_builtin_default(capsys):
                  "--max-tokens", "5", "--routing", "lynx", "--ignore-eos", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [len(o["token_ids"]) for o in out["outputs"]] == [5, 5]
+    assert [o["prompt"] for o in out["outputs"]] == ["The invoice total is", "Chart"]
     assert out["stats"]["routing"] == "lynx" and out["stats"]["num_decode_steps"] == 4
     assert out["stats"]["mean_active_experts_after"] <= out["stats"]["mean_active_experts_before"]
 

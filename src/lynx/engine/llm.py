@@ -64,10 +64,8 @@ class LLM:
             tokens = self.engine.tokenize(p) if isinstance(p, str) else list(p)
             self.engine._validate_prompt(tokens)
             ids.append(tokens)
-        order = [self.engine.add_request(t, sp) for t, sp in zip(ids, params)]
-        for rid, p in zip(order, prompts):
-            if isinstance(p, str):
-                self.engine.sequences[rid].prompt = p
+        order = [self.engine.add_request(t, sp, prompt_text=p if isinstance(p, str) else None)
+                 for t, sp, p in zip(ids, params, prompts)]
         finished: dict[str, RequestOutput] = {}
         bar = tqdm(total=len(order), desc="generate", disable=not use_tqdm)
         while len(finished) < len(order) and self.engine.has_unfinished():

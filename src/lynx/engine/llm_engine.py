@@ -136,13 +136,16 @@ class LLMEngine:
 
     def add_request(
         self, prompt: str | list[int], params: SamplingParams | None = None,
-        request_id: str | None = None, arrival_time: float | None = None,
+        request_id: str | None = None, arrival_time: float | None = None, prompt_text: str | None = None,
     ) -> str:
-        """Queue a request; it joins the running batch at the next step. Returns its id."""
+        """Queue a request; it joins the running batch at the next step. Returns its id.
+
+        ``prompt_text`` records the text of an already tokenized prompt (for the outputs).
+        """
         params = params or SamplingParams()
         if not isinstance(params, SamplingParams):
             raise RequestError(f"sampling params must be a SamplingParams, got {type(params).__name__}")
-        text = prompt if isinstance(prompt, str) else None
+        text = prompt if isinstance(prompt, str) else prompt_text
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         self._validate_prompt(ids)
         request_id = request_id if request_id is not None else f"req-{next(self._ids)}"
