@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -154,8 +155,6 @@ def parse_routing_args(items: Sequence[str] | None) -> dict[str, ParamValue]:
     Values are read as JSON (numbers, booleans) and fall back to strings; the policy
     validates names and values later.
     """
-    import json
-
     params: dict[str, ParamValue] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
