@@ -6,9 +6,9 @@ contents, so it is safe to run in front of CUDA-graph-captured code.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
