@@ -36,6 +36,10 @@ class EngineConfig:
     enforce_eager: bool = False
     seed: int = 0
     record_stats: bool = True
+    # Launch decode step n+1 before collecting step n's tokens (input ids stay on the device),
+    # hiding the host's per-step work behind the GPU's. Tokens are unchanged; a sequence that
+    # stops on EOS or a stop string costs one discarded row in the step after its last.
+    overlap_decode: bool = True
     load_format: str = "auto"  # "auto": read the checkpoint; "dummy": random weights (timing only)
 
     def __post_init__(self) -> None:

@@ -37,13 +37,15 @@ class DecodeGraphs:
         dev = runner.device
         self.width = -(-runner.max_model_len // runner.block_size)  # block-table columns
         # Inputs live in two static device buffers filled from pinned host mirrors with
-        # one copy each per step: [ids | positions | slots] int64, [context lens | tables] int32.
-        self.host64 = torch.zeros(3 * b, dtype=torch.int64, pin_memory=True)
-        self.host32 = torch.zeros(b * (1 + self.width), dtype=torch.int32, pin_memory=True)
-        self.np64, self.np32 = self.host64.numpy(), self.host32.numpy()
-        self.dev64 = torch.zeros(3 * b, dtype=torch.int64, device=dev)
+        # one copy each per step: [ids | positions | slots | source rows] int64 and
+        # [context lens | tables] int32. The host mirrors alternate between two copies: with
+        # overlapped decode the host stages step n+1 while step n's copy may not have run.
+        self.host64 = [torch.zeros(4 * b, dtype=torch.int64, pin_memory=True) for _ in range(2)]
+        self.host32 = [torch.zeros(b * (1 + self.width), dtype=torch.int32, pin_memory=True) for _ in range(2)]
+        self.turn = 0
+        self.dev64 = torch.zeros(4 * b, dtype=torch.int64, device=dev)
         self.dev32 = torch.zeros(b * (1 + self.width), dtype=torch.int32, device=dev)
-        self.input_ids, self.positions, self.slot_mapping = self.dev64.view(3, b)  # [b] each
+        self.input_ids, self.positions, self.slot_mapping, self.src_rows = self.dev64.view(4, b)  # [b] each
         self.context_lens = self.dev32[:b]  # [b]
         self.block_tables = self.dev32[b:].view(b, self.width)  # [b, width]
         self.valid = torch.zeros(b, dtype=torch.bool, device=dev)
@@ -55,6 +57,7 @@ class DecodeGraphs:
         self.max_batch = b
         self.context_lens.fill_(1)
         self.slot_mapping.fill_(runner.trash_slot)
+        self.src_rows.fill_(-1)
         self._capture_all()
 
     def can_run(self, n: int) -> bool:
@@ -72,8 +75,9 @@ class DecodeGraphs:
         ctx = self._context(b)
         if self.tally is not None:
             self.tally.reset()
+        ids = self.runner.input_ids(self.input_ids[:b], self.src_rows[:b])  # [b]
         with forward_context(ctx):
-            hidden = self.runner.model(self.input_ids[:b], self.positions[:b])  # [b, H]
+            hidden = self.runner.model(ids, self.positions[:b])  # [b, H]
         self.expert_counts = self.runner.finish_tally(ctx, b)  # the same static buffer every bucket
         return self.runner.model.compute_logits(hidden)  # [b, V]
 
@@ -92,24 +96,32 @@ class DecodeGraphs:
         self.valid.fill_(False)
         torch.cuda.synchronize(self.runner.device)
 
-    def run(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Stage the inputs of ``seqs`` and replay their bucket's graph."""
+    def run(self, seqs: list[Sequence], src_rows: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Stage the inputs of ``seqs`` and replay their bucket's graph.
+
+        ``src_rows``: per sequence, the previous step's row holding its pending last token
+        (see :meth:`ModelRunner.launch`), or -1 when the host knows it.
+        """
         n = len(seqs)
         b = next(x for x in self.buckets if x >= n)
         bmax, bs, trash = self.max_batch, self.runner.block_size, self.runner.trash_slot
-        ids, pos, slots = self.np64[:bmax], self.np64[bmax : 2 * bmax], self.np64[2 * bmax :]
-        ctx_lens, tables = self.np32[:bmax], self.np32[bmax:].reshape(bmax, self.width)
+        host64, host32 = self.host64[self.turn], self.host32[self.turn]
+        self.turn ^= 1
+        np64, np32 = host64.numpy(), host32.numpy()
+        ids, pos, slots, src = np64.reshape(4, bmax)
+        ctx_lens, tables = np32[:bmax], np32[bmax:].reshape(bmax, self.width)
         for i, seq in enumerate(seqs):
             p = len(seq) - 1
-            ids[i], pos[i], ctx_lens[i] = seq.last_token, p, p + 1
+            ids[i], pos[i], ctx_lens[i] = max(seq.last_token, 0), p, p + 1
             table = seq.block_table
             slots[i] = table[p // bs] * bs + p % bs
             tables[i, : len(table)] = table  # columns past the context are never read
+        src[:n] = src_rows if src_rows is not None else -1
         # Padding rows: trash KV slot, one attended position (block 0), no routing say.
-        ids[n:b], pos[n:b], slots[n:b], ctx_lens[n:b] = 0, 0, trash, 1
+        ids[n:b], pos[n:b], slots[n:b], ctx_lens[n:b], src[n:b] = 0, 0, trash, 1, -1
         tables[n:b, 0] = 0
-        self.dev64.copy_(self.host64, non_blocking=True)
-        self.dev32[: bmax + b * self.width].copy_(self.host32[: bmax + b * self.width], non_blocking=True)
+        self.dev64.copy_(host64, non_blocking=True)
+        self.dev32[: bmax + b * self.width].copy_(host32[: bmax + b * self.width], non_blocking=True)
         self.valid[:n].fill_(True)
         self.valid[n:].fill_(False)
         self.graphs[b].replay()

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,11 @@ import torch
 
 from lynx.engine.block_manager import BlockManager, blocks_for
 from lynx.engine.config import EngineConfig
-from lynx.engine.model_runner import ModelRunner
+from lynx.engine.model_runner import LaunchedStep, ModelRunner, StepOutput
 from lynx.engine.outputs import RequestMetrics, RequestOutput, StepStats, summarize_steps
 from lynx.engine.sampling_params import SamplingParams
 from lynx.engine.scheduler import Scheduler
-from lynx.engine.sequence import Sequence
+from lynx.engine.sequence import PENDING, Sequence
 from lynx.errors import CheckpointError, LynxError, RequestError
 from lynx.models.config import ModelConfig, load_config_dict, parse_model_config
 from lynx.routing import RoutingConfig
@@ -80,6 +81,12 @@ def _eos_ids(model_dir: Path | None, model_cfg: ModelConfig, tokenizer: Any) -> 
     return ids
 
 
+@dataclass(slots=True)
+class _Inflight:
+    step: LaunchedStep
+    launched_at: float  # perf_counter() when its launch began
+
+
 class LLMEngine:
     """Continuous-batching engine over one model: ``add_request``, ``step``, ``abort``."""
 
@@ -100,11 +107,15 @@ class LLMEngine:
         if self.runner.num_blocks < 1:
             raise LynxError("the KV-cache budget holds no block: raise kv_cache_bytes / gpu_memory_utilization")
         self.blocks = BlockManager(self.runner.num_blocks, config.block_size)
-        self.scheduler = Scheduler(self.blocks, config.max_num_seqs, max(config.max_num_batched_tokens, self.max_model_len))
+        self.scheduler = Scheduler(self.blocks, config.max_num_seqs, max(config.max_num_batched_tokens, self.max_model_len),
+                                   self.max_model_len)
         self.sequences: dict[str, Sequence] = {}
         self.step_stats: list[StepStats] = []
         self._ids = itertools.count()
         self._rng = random.Random(config.seed)
+        self._inflight: _Inflight | None = None  # overlapped decode: the step launched last
+        self._last_result: float | None = None  # when the previous decode step's results arrived
+        self._carried: list[RequestOutput] = []  # outputs collected outside step(), returned by the next
 
     def _resolve_routing(self, policy: str, params: dict[str, Any]) -> dict[str, Any]:
         moe = self.model_config.moe
@@ -114,6 +125,7 @@ class LLMEngine:
     def set_routing(self, policy: str, **params: Any) -> None:
         """Switch the decode routing policy of the loaded model (re-captures CUDA graphs)."""
         resolved = self._resolve_routing(policy, params)
+        self._carried += self._collect_inflight()  # the graphs it ran in are about to go
         self.config.routing, self.config.routing_params = policy, resolved
         self.runner.set_routing(policy, resolved)
 
@@ -184,18 +196,60 @@ class LLMEngine:
         return seq is not None
 
     def has_unfinished(self) -> bool:
-        return self.scheduler.has_unfinished()
+        """Whether a request is still queued, running or has tokens in flight (or outputs
+        collected outside :meth:`step` wait to be returned)."""
+        inflight = self._inflight is not None and any(not s.is_finished for s in self._inflight.step.seqs)
+        return self.scheduler.has_unfinished() or inflight or bool(self._carried)
 
     # ---- stepping --------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
-        """Run one prefill or decode iteration; outputs of the requests it advanced."""
+        """Run one prefill or decode iteration; outputs of the requests it advanced.
+
+        With ``overlap_decode`` a decode step is launched and the *previous* decode step's
+        tokens are collected while it runs, so the GPU never waits for the host's
+        scheduling and bookkeeping. Its input ids come from the device; a sequence that
+        stops on EOS or a stop string therefore runs one extra (discarded) row.
+        """
+        results, self._carried = self._carried, []
         seqs, is_prefill = self.scheduler.schedule()
         if not seqs:
+            return results + self._collect_inflight()
+        if is_prefill or not self.config.overlap_decode:
+            results += self._collect_inflight()  # a prefill waits for the GPU anyway
+            start = time.perf_counter()
+            out = self.runner.run(seqs, is_prefill)
+            return results + self._apply(seqs, out, is_prefill, time.perf_counter() - start)
+        inflight = self._inflight
+        rows = inflight.step.row_of() if inflight is not None else {}
+        src = [rows[s.seq_id] if s.num_pending else -1 for s in seqs]
+        launched_at = time.perf_counter()
+        step = self.runner.launch(seqs, False, src)
+        for seq in seqs:
+            seq.num_cached_tokens = len(seq)  # the step writes the K/V of its last token
+            seq.token_ids.append(PENDING)
+            seq.num_pending += 1
+        results += self._collect_inflight()
+        self._inflight = _Inflight(step, launched_at)
+        return results
+
+    def _collect_inflight(self) -> list[RequestOutput]:
+        """Wait for the decode step in flight (if any) and apply its tokens."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
             return []
-        start = time.perf_counter()
-        out = self.runner.run(seqs, is_prefill)
+        out = inflight.step.wait()
+        done = time.perf_counter()
+        # Time between consecutive results: the GPU's step time while it is the bottleneck,
+        # the host's loop time otherwise; the first step after a prefill counts from launch.
+        since = inflight.launched_at if self._last_result is None else max(inflight.launched_at, self._last_result)
+        self._last_result = done
+        return self._apply(inflight.step.seqs, out, False, done - since)
+
+    def _apply(self, seqs: list[Sequence], out: StepOutput, is_prefill: bool, duration: float) -> list[RequestOutput]:
+        """Record a finished step's statistics and give each sequence its new token."""
         now = time.monotonic()
-        duration = time.perf_counter() - start
+        if is_prefill:
+            self._last_result = None
         counts = out.expert_counts or []
         self.step_stats.append(StepStats(
             step=len(self.step_stats), phase="prefill" if is_prefill else "decode", batch_size=len(seqs),
@@ -204,13 +258,19 @@ class LLMEngine:
         ))
         results = []
         for seq, token in zip(seqs, out.token_ids):
-            seq.token_ids.append(token)
-            seq.num_cached_tokens = len(seq) - 1
+            if seq.is_finished:
+                continue  # stopped (or aborted) while this step was in flight: a discarded row
+            if seq.num_pending:
+                seq.resolve(token)
+            else:
+                seq.token_ids.append(token)
+                seq.num_cached_tokens = len(seq) - 1
             if seq.first_token_time is None:
                 seq.first_token_time = now
             self._check_finished(seq, token)
             if seq.finish_reason is not None:
                 seq.finish_time = now
+                seq.drop_pending()
                 self.scheduler.finish(seq)
             results.append(self.output(seq))
         return results
@@ -222,7 +282,7 @@ class LLMEngine:
             seq.finish_reason = "stop"
         elif n >= p.min_tokens and token in p.stop_token_ids:
             seq.finish_reason = "stop"
-        elif n >= p.max_tokens or len(seq) >= self.max_model_len:
+        elif n >= p.max_tokens or seq.num_resolved >= self.max_model_len:
             seq.finish_reason = "length"
         if p.stop:
             seq.text = self._decode(seq)

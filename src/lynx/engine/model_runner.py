@@ -31,6 +31,35 @@ class StepOutput:
     expert_counts: list[list[int]] | None  # [num_moe_layers][before, after] distinct experts
 
 
+@dataclass(slots=True)
+class LaunchedStep:
+    """A step whose results are on their way to the host.
+
+    ``host`` receives ``[tokens | expert counts]`` by an asynchronous copy that ``event``
+    marks; :meth:`wait` blocks on that copy only, so the host can stage and launch the
+    next step first (overlapped decode).
+    """
+
+    seqs: list[Sequence]
+    host: torch.Tensor  # [n + 2 * num_moe_layers] int64 (pinned on CUDA)
+    event: torch.cuda.Event | None
+    num_moe_layers: int
+    has_counts: bool
+
+    def row_of(self) -> dict[int, int]:
+        """``seq_id -> row`` of this step's batch (where its token sits on the device)."""
+        return {seq.seq_id: i for i, seq in enumerate(self.seqs)}
+
+    def wait(self) -> StepOutput:
+        if self.event is not None:
+            self.event.synchronize()
+        flat = self.host.tolist()
+        n = len(self.seqs)
+        if not self.has_counts:
+            return StepOutput(flat[:n], None)
+        return StepOutput(flat[:n], [flat[n + 2 * i : n + 2 * i + 2] for i in range(self.num_moe_layers)])
+
+
 class ModelRunner:
     """Model + KV cache on one device."""
 
@@ -46,6 +75,9 @@ class ModelRunner:
         self.routing_policy, self.routing_params = cfg.routing, dict(cfg.routing_params)
         self.num_blocks = self._decide_num_blocks()
         self._allocate_kv_cache()
+        # The last decode step's sampled tokens, by batch row: the next step's input ids
+        # are gathered from here on the device, so the host never waits for them.
+        self.last_tokens = torch.zeros(cfg.max_num_seqs, dtype=torch.int64, device=device)
         self.graphs: DecodeGraphs | None = None
         if device.type == "cuda" and not cfg.enforce_eager:
             self.graphs = DecodeGraphs(self, max_batch=cfg.max_num_seqs)
@@ -147,10 +179,19 @@ class ModelRunner:
         )
         return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx, [c - 1 for c in cu[1:]]
 
-    def prepare_decode(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor, ForwardContext]:
+    def input_ids(self, host_ids: torch.Tensor, src_rows: torch.Tensor) -> torch.Tensor:
+        """``[n]`` decode input ids: ``last_tokens[src]`` where ``src >= 0`` (a token the
+        previous step computed and the host has not seen yet), ``host_ids`` elsewhere."""
+        gathered = self.last_tokens[src_rows.clamp(min=0)]  # [n]
+        return torch.where(src_rows >= 0, gathered, host_ids)
+
+    def prepare_decode(self, seqs: list[Sequence], src_rows: list[int] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, ForwardContext]:
         """Eager decode inputs (CUDA graphs stage their own, see :mod:`cuda_graphs`)."""
         width = max(len(s.block_table) for s in seqs)  # block tables padded to the longest
-        ids = [s.last_token for s in seqs]
+        host_ids = self._tensor([max(s.last_token, 0) for s in seqs], torch.int64)
+        src = self._tensor(src_rows if src_rows is not None else [-1] * len(seqs), torch.int64)
+        ids = self.input_ids(host_ids, src)
         pos = [len(s) - 1 for s in seqs]
         slots = [self._slots(s, len(s) - 1, len(s))[0] for s in seqs]
         tables = [s.block_table + [0] * (width - len(s.block_table)) for s in seqs]
@@ -160,7 +201,7 @@ class ModelRunner:
             routing_policy=self.routing_policy, routing_params=self.routing_params,
             expert_tally=self.new_tally(len(seqs), is_prefill=False),
         )
-        return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx
+        return ids, self._tensor(pos, torch.int64), ctx
 
     def sampling_batch(self, seqs: list[Sequence]) -> SamplingBatch:
         ps = [s.params for s in seqs]
@@ -175,8 +216,17 @@ class ModelRunner:
         )
 
     # ---- run ------------------------------------------------------------------------
-    @torch.inference_mode()
     def run(self, seqs: list[Sequence], is_prefill: bool) -> StepOutput:
+        """Run one step and wait for its tokens."""
+        return self.launch(seqs, is_prefill).wait()
+
+    @torch.inference_mode()
+    def launch(self, seqs: list[Sequence], is_prefill: bool, src_rows: list[int] | None = None) -> LaunchedStep:
+        """Enqueue one step (forward, sampling, copy of the results to the host).
+
+        ``src_rows[i] >= 0`` says that sequence ``i``'s last token is still pending: the
+        previous decode step computed it in that row of :attr:`last_tokens`.
+        """
         if is_prefill:
             ids, pos, ctx, last = self.prepare_prefill(seqs)
             with forward_context(ctx):
@@ -184,9 +234,9 @@ class ModelRunner:
             logits = self.model.compute_logits(hidden[self._tensor(last, torch.int64)])  # [B, V]
             counts = self.finish_tally(ctx, len(ids))
         elif self.graphs is not None and self.graphs.can_run(len(seqs)):
-            logits, counts = self.graphs.run(seqs)
+            logits, counts = self.graphs.run(seqs, src_rows)
         else:
-            ids, pos, ctx = self.prepare_decode(seqs)
+            ids, pos, ctx = self.prepare_decode(seqs, src_rows)
             with forward_context(ctx):
                 hidden = self.model(ids, pos)
             logits = self.model.compute_logits(hidden)
@@ -195,9 +245,17 @@ class ModelRunner:
             tokens = logits.argmax(dim=-1)
         else:
             tokens = sample(logits, self.sampling_batch(seqs))
-        if counts is None:
-            return StepOutput(tokens.tolist(), None)
-        # One device-to-host copy (and sync) for the tokens and the expert counts together.
-        flat = torch.cat((tokens.to(torch.int64), counts.flatten())).tolist()
-        n = len(seqs)
-        return StepOutput(flat[:n], [flat[n + 2 * i : n + 2 * i + 2] for i in range(self.num_moe_layers)])
+        tokens = tokens.to(torch.int64)  # [n]
+        if not is_prefill:
+            self.last_tokens[: len(seqs)].copy_(tokens)
+        # One device-to-host copy for the tokens and the expert counts together.
+        payload = tokens if counts is None else torch.cat((tokens, counts.flatten()))
+        event = None
+        if payload.is_cuda:
+            host = torch.empty(payload.shape, dtype=torch.int64, pin_memory=True)
+            host.copy_(payload, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        else:
+            host = payload
+        return LaunchedStep(seqs, host, event, self.num_moe_layers, counts is not None)

@@ -17,10 +17,12 @@ from lynx.engine.sequence import Sequence, SequenceStatus
 class Scheduler:
     """Decides which sequences run in the next step, and in which phase."""
 
-    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int) -> None:
+    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int,
+                 max_model_len: int | None = None) -> None:
         self.blocks = block_manager
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
+        self.max_model_len = max_model_len
         self.waiting: deque[Sequence] = deque()
         self.running: deque[Sequence] = deque()
         self.num_preemptions = 0
@@ -53,10 +55,22 @@ class Scheduler:
         self.running.extend(batch)
         return batch
 
+    def _done_once_resolved(self, seq: Sequence) -> bool:
+        """Whether ``seq``'s pending token is certainly its last (a length limit): with
+        overlapped decode it must not be scheduled again, it finishes when that resolves."""
+        if not seq.num_pending:
+            return False
+        full = self.max_model_len is not None and len(seq) >= self.max_model_len
+        return full or seq.num_scheduled_outputs >= seq.params.max_tokens
+
     def _schedule_decode(self) -> list[Sequence]:
         batch: list[Sequence] = []
+        held: list[Sequence] = []  # stay running, but have nothing to decode this step
         while self.running and len(batch) < self.max_num_seqs:
             seq = self.running.popleft()
+            if self._done_once_resolved(seq):
+                held.append(seq)
+                continue
             while not self.blocks.can_allocate(seq):
                 if self.running:
                     self._preempt(self.running.pop())  # newest first: oldest keep progressing
@@ -66,7 +80,7 @@ class Scheduler:
             else:
                 self.blocks.allocate(seq)
                 batch.append(seq)
-        self.running.extendleft(reversed(batch))
+        self.running.extendleft(reversed(batch + held))
         return batch
 
     def _preempt(self, seq: Sequence) -> None:
@@ -78,10 +92,13 @@ class Scheduler:
         self.waiting.appendleft(seq)
 
     def finish(self, seq: Sequence) -> None:
+        """Free a finished sequence; it may be running or (preempted while its last decode
+        step was in flight) waiting."""
         self.blocks.free_seq(seq)
         seq.status = SequenceStatus.FINISHED
-        if seq in self.running:
-            self.running.remove(seq)
+        for queue in (self.running, self.waiting):
+            if seq in queue:
+                queue.remove(seq)
 
     def abort(self, request_id: str) -> Sequence | None:
         for queue in (self.waiting, self.running):
@@ -91,5 +108,6 @@ class Scheduler:
                     self.blocks.free_seq(seq)
                     seq.status = SequenceStatus.FINISHED
                     seq.finish_reason = "abort"
+                    seq.drop_pending()
                     return seq
         return None

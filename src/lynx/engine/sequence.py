@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from lynx.engine.sampling_params import SamplingParams
 
 
+# Stands for a token that an in-flight decode step is still computing on the device
+# (overlapped decode, see LLMEngine): it holds the position, the value comes later.
+PENDING = -1
+
+
 class SequenceStatus(enum.Enum):
     WAITING = "waiting"
     RUNNING = "running"
@@ -29,6 +34,7 @@ class Sequence:
     status: SequenceStatus = SequenceStatus.WAITING
     block_table: list[int] = field(default_factory=list)
     num_cached_tokens: int = 0  # tokens whose K/V are in the cache
+    num_pending: int = 0  # trailing PENDING placeholders (0 or 1: one decode step in flight)
     arrival_time: float = field(default_factory=time.monotonic)
     first_token_time: float | None = None
     finish_time: float | None = None
@@ -40,16 +46,41 @@ class Sequence:
         return len(self.token_ids)
 
     @property
+    def num_resolved(self) -> int:
+        """Tokens whose values are known on the host (all but the pending ones)."""
+        return len(self.token_ids) - self.num_pending
+
+    @property
     def output_token_ids(self) -> list[int]:
-        return self.token_ids[self.num_prompt_tokens :]
+        """Generated tokens known so far (pending ones excluded)."""
+        return self.token_ids[self.num_prompt_tokens : self.num_resolved]
 
     @property
     def num_output_tokens(self) -> int:
+        """Generated tokens known so far (pending ones excluded)."""
+        return self.num_resolved - self.num_prompt_tokens
+
+    @property
+    def num_scheduled_outputs(self) -> int:
+        """Generated tokens including those still being computed."""
         return len(self.token_ids) - self.num_prompt_tokens
 
     @property
     def last_token(self) -> int:
+        """The newest token, or :data:`PENDING` while a decode step computes it."""
         return self.token_ids[-1]
+
+    def resolve(self, token: int) -> None:
+        """Replace the oldest pending placeholder with its value."""
+        assert self.num_pending > 0, "no pending token to resolve"
+        self.token_ids[len(self.token_ids) - self.num_pending] = token
+        self.num_pending -= 1
+
+    def drop_pending(self) -> None:
+        """Forget placeholders of steps that ran after the sequence finished."""
+        if self.num_pending:
+            del self.token_ids[len(self.token_ids) - self.num_pending :]
+            self.num_pending = 0
 
     @property
     def is_finished(self) -> bool:
