@@ -1,16 +1,26 @@
 """Where does a decode step's time go? Profiles CUDA-graph decode steps of a preset.
 
-    PYTHONPATH=src python scripts/gpu_profile_decode.py --model qwen3-30b-a3b --batch 16 --routing lynx
+    PYTHONPATH=src python scripts/gpu_profile_decode.py --model qwen3-30b-a3b --configs topk:1,topk:16,lynx:16
 
-Prints the GPU kernels by total time (graph replays included) with launch counts per
-step, the GPU-busy time per step vs the wall time per step (the gap is host overhead),
-and writes a Chrome trace to $OUT when set.
+For each ``policy:batch`` it reports three times per step, which separate the costs:
+
+* ``step``: :meth:`ModelRunner.run` wall time (host staging + graph + argmax + D2H), as
+  ``lynx bench decode`` measures it;
+* ``graph``: the bucket's graph replayed back to back, timed with CUDA events (GPU time
+  including the gaps between kernels inside the graph);
+* ``kernels``: the sum of the kernels' own durations (profiler), so ``graph - kernels`` is
+  launch gaps and ``step - graph`` is host work.
+
+Then the largest kernels with their launches per step, and a Chrome trace per config in
+``$OUT`` when set. Stats (the expert tally) are off unless ``--stats``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import time
 
 import torch
@@ -19,45 +29,89 @@ from torch.profiler import ProfilerActivity, profile
 from lynx import LLM, SamplingParams
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="qwen3-30b-a3b")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--routing", default="topk")
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--no-stats", action="store_true")
-    ap.add_argument("--eager", action="store_true")
-    args = ap.parse_args()
-    llm = LLM(args.model, routing=args.routing, load_format="dummy", max_model_len=512, max_num_seqs=args.batch,
-              record_stats=not args.no_stats, enforce_eager=args.eager, gpu_memory_utilization=0.8)
-    e = llm.engine
-    vocab = e.model_config.vocab_size
-    for i in range(args.batch):
-        e.add_request(torch.randint(1, vocab, (128,)).tolist(), SamplingParams(max_tokens=1000, temperature=0, ignore_eos=True))
-    for _ in range(5):
-        e.step()  # prefill + warm decode
+def _replay_ms(graph: torch.cuda.CUDAGraph, iters: int = 20) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    graph.replay()
+    start.record()
+    for _ in range(iters):
+        graph.replay()
+    end.record()
     torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(args.steps):
+    return start.elapsed_time(end) / iters
+
+
+def profile_config(llm: LLM, policy: str, batch: int, steps: int, top: int, out_dir: str | None) -> dict:
+    e = llm.engine
+    if e.runner.routing_policy != policy:
+        llm.set_routing(policy)
+    vocab = e.model_config.vocab_size
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(batch):
+        e.add_request(torch.randint(1, vocab, (256,), generator=gen).tolist(),
+                      SamplingParams(max_tokens=10_000, temperature=0, ignore_eos=True))
+    while any(s.num_output_tokens == 0 for s in e.scheduler.running) or e.scheduler.waiting:
+        e.step()  # prefills
+    for _ in range(3):
         e.step()
     torch.cuda.synchronize()
-    wall = (time.perf_counter() - start) / args.steps
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(args.steps):
+    walls = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        e.step()
+        walls.append(time.perf_counter() - t0)
+    run_ms = statistics.median(s.duration_s for s in e.step_stats[-steps:]) * 1e3
+    graphs = e.runner.graphs
+    assert graphs is not None, "needs CUDA graphs"
+    bucket = next(x for x in graphs.buckets if x >= batch)
+    graph_ms = _replay_ms(graphs.graphs[bucket])
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
             e.step()
         torch.cuda.synchronize()
-    events = [ev for ev in prof.key_averages() if ev.device_time_total > 0]
+    events = [ev for ev in prof.key_averages() if ev.device_type.name == "CUDA" and ev.device_time_total > 0]
     events.sort(key=lambda ev: ev.device_time_total, reverse=True)
-    gpu_total = sum(ev.device_time_total for ev in events if ev.device_type.name == "CUDA") / args.steps
-    print(f"\n{args.model} batch {args.batch} routing {args.routing} stats={not args.no_stats} eager={args.eager}")
-    print(f"wall per step {wall * 1e3:.3f} ms; GPU kernel time per step {gpu_total / 1e3:.3f} ms")
-    print(f"{'kernel':<90}{'us/step':>10}{'calls/step':>11}")
-    for ev in events[:28]:
-        if ev.device_type.name != "CUDA":
-            continue
-        print(f"{ev.key[:88]:<90}{ev.device_time_total / args.steps:>10.1f}{ev.count / args.steps:>11.1f}")
-    if os.environ.get("OUT"):
-        prof.export_chrome_trace(os.path.join(os.environ["OUT"], f"trace-{args.model}-{args.routing}-{args.batch}.json"))
+    kernel_ms = sum(ev.device_time_total for ev in events) / steps / 1e3
+    launches = sum(ev.count for ev in events) / steps
+    if out_dir:
+        prof.export_chrome_trace(os.path.join(out_dir, f"trace-{policy}-{batch}.json"))
+    for seq in list(e.scheduler.running) + list(e.scheduler.waiting):
+        e.abort(seq.request_id)
+    row = {
+        "policy": policy, "batch": batch, "step_ms": run_ms, "engine_step_ms": 1e3 * statistics.median(walls),
+        "graph_ms": graph_ms, "kernel_ms": kernel_ms, "launches_per_step": launches,
+        "kernels": [{"name": ev.key, "us_per_step": ev.device_time_total / steps, "calls_per_step": ev.count / steps}
+                    for ev in events[:top]],
+    }
+    print(f"\n== {policy} batch {batch}: run {run_ms:.3f} ms | engine.step {row['engine_step_ms']:.3f} | graph "
+          f"{graph_ms:.3f} | kernels {kernel_ms:.3f} ms in {launches:.0f} launches")
+    for k in row["kernels"]:
+        print(f"  {k['name'][:86]:<88}{k['us_per_step']:>9.1f} us{k['calls_per_step']:>7.1f}x")
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="qwen3-30b-a3b")
+    ap.add_argument("--configs", default="topk:1,topk:16,lynx:16,topk:64,lynx:64", help="policy:batch,...")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--top", type=int, default=16)
+    ap.add_argument("--stats", action="store_true", help="keep the per-step expert tally on")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    configs = [(c.split(":")[0], int(c.split(":")[1])) for c in args.configs.split(",")]
+    first = configs[0][0]
+    llm = LLM(args.model, routing=first, load_format="dummy", max_model_len=512,
+              max_num_seqs=max(b for _, b in configs), record_stats=args.stats, gpu_memory_utilization=0.85)
+    out_dir = os.environ.get("OUT")
+    rows = [profile_config(llm, p, b, args.steps, args.top, out_dir) for p, b in configs]
+    print(f"\n{args.model}: ms per decode step (run = what lynx bench decode reports)")
+    print(f"{'policy':<7}{'batch':>6}{'run':>8}{'graph':>8}{'kernels':>9}{'gaps':>7}{'host':>7}{'launch':>8}")
+    for r in rows:
+        print(f"{r['policy']:<7}{r['batch']:>6}{r['step_ms']:>8.3f}{r['graph_ms']:>8.3f}{r['kernel_ms']:>9.3f}"
+              f"{r['graph_ms'] - r['kernel_ms']:>7.3f}{r['step_ms'] - r['graph_ms']:>7.3f}{r['launches_per_step']:>8.0f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
