@@ -91,9 +91,10 @@ def _union_of_parts(parts_ptr, num_parts, cols, BN: tl.constexpr, PART_CHUNK: tl
 @triton.jit(do_not_specialize=["T", "num_parts", "alpha_bits"])
 def route_kernel(
     logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr,  # out: [T, K] float32, [T, K] int64
+    hits_ptr,  # [2, N] int32 (if TALLY): set to 1 for experts of plain top-k (row 0), of the policy (row 1)
     T, stride_t, stride_n, num_parts, alpha_bits,
     N: tl.constexpr,
-    HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr,
+    HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr, TALLY: tl.constexpr,
     KEY16: tl.constexpr, WIDE: tl.constexpr, PACK64: tl.constexpr,
     SOFTMAX: tl.constexpr, RENORM: tl.constexpr, RESORT: tl.constexpr,
     K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
@@ -147,3 +148,12 @@ def route_kernel(
     store = (rows[:, None] < T) & (slot < K)
     tl.store(ids_ptr + out, ids.to(tl.int64), mask=store)
     tl.store(weights_ptr + out, weights, mask=store)
+
+    if TALLY:  # the engine's per-step expert counts, at the cost of a few stores (no launch)
+        one = tl.full([BT, KP], 1, tl.int32)
+        tl.store(hits_ptr + N + ids, one, mask=store & ok[:, None])  # same value from every writer
+        if ACTIVE == 0:
+            tl.store(hits_ptr + ids, one, mask=store & ok[:, None])  # plain top-k: before == after
+        else:
+            before = union_of_rows(oea_base(key, cols, K, KP, KEY16), ok)  # [BN] own top-K, valid rows
+            tl.store(hits_ptr + cols, before, mask=(before > 0) & (cols < N))

@@ -41,12 +41,11 @@ class SparseMoE(nn.Module):
         ctx = get_context()
         logits = self.gate(x)  # [T, E]
         policy, params = ctx.policy_for_batch()
+        hits = ctx.expert_tally.layer(self.moe_index) if ctx.expert_tally is not None else None
         weights, ids = select_experts(
             logits, self.top_k, policy=policy, scoring=self.scoring,
-            renormalize=self.renormalize, valid=ctx.valid, **params,
+            renormalize=self.renormalize, valid=ctx.valid, expert_hits=hits, **params,
         )  # [T, k] float32, [T, k] int64
-        if ctx.expert_tally is not None:
-            ctx.expert_tally.record(self.moe_index, ids, logits, policy)
         out = fused_experts(x, self.w13, self.w2, weights, ids)  # [T, H]
         if self.shared_expert is not None and self.shared_expert_gate is not None:
             out = out + torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)

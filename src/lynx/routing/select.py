@@ -17,6 +17,7 @@ from lynx.routing.scores import (
     rank_experts,
     routing_weights,
 )
+from lynx.routing.tally import mark_experts
 from lynx.routing.topk import topk_choose
 
 
@@ -27,6 +28,7 @@ def select_experts(
     scoring: str = "softmax",
     renormalize: bool = True,
     valid: torch.Tensor | None = None,
+    expert_hits: torch.Tensor | None = None,
     **params: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose ``top_k`` experts per token under ``policy`` and weight them.
@@ -42,6 +44,9 @@ def select_experts(
             top-k score mass (plain top-k then returns the raw scores).
         valid: ``[T]`` bool, False for padding rows (CUDA-graph buckets); ``None``: all
             rows valid. Padding rows do not vote, get weight 0 and the first valid row's ids.
+        expert_hits: optional ``[2, N]`` int32 tally (see :class:`lynx.routing.tally.ExpertTally`):
+            set to 1 for every expert that plain top-k (row 0) and the policy (row 1) give
+            a valid row; other entries are left as they are.
 
     Returns:
         ``(topk_weights [T, k] float32, topk_ids [T, k] int64)``; each valid row holds k
@@ -71,7 +76,8 @@ def select_experts(
         from lynx.kernels.routing_triton import select_experts_triton  # imports Triton
 
         mask = None if valid is None else valid.to(device=device, dtype=torch.bool)
-        return select_experts_triton(router_logits, top_k, policy, scoring, renormalize, mask, p)
+        return select_experts_triton(router_logits, top_k, policy, scoring, renormalize, mask, p,
+                                     expert_hits=expert_hits)
     if valid is None:
         valid = torch.ones(t, dtype=torch.bool, device=device)  # [T]
     valid = valid.to(device=device, dtype=torch.bool)  # [T]
@@ -91,5 +97,8 @@ def select_experts(
         ids = topk_choose(order, top_k)
     ids = order_slots(ids, rank)  # [T, k], best-ranked first
     scores = compute_scores(logits, scoring)  # [T, N]
-    weights = routing_weights(scores, ids, topk_choose(order, top_k), renormalize)  # [T, k]
+    plain = topk_choose(order, top_k)  # [T, k]
+    weights = routing_weights(scores, ids, plain, renormalize)  # [T, k]
+    if expert_hits is not None:
+        mark_experts(expert_hits, plain, ids, valid)
     return mask_padding(weights, ids, valid)

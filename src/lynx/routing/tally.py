@@ -1,11 +1,11 @@
 """Per-step tally of the experts each MoE layer touched, before and after the policy.
 
-Counting distinct experts inside every layer costs ~10 small launches per layer (about a
-millisecond per Qwen3-30B-A3B decode step on an H200). Instead each layer does at most two
-cheap writes (mark its chosen experts; keep its router logits when the policy is not plain
-top-k) and one batched pass per step computes every layer's counts, including the top-k
-"before" counts. Padding rows carry the ids of the first valid row (the policies'
-convention), so marking them adds no expert; their logits are replaced by row 0's.
+Counting distinct experts inside every layer would cost several small launches per layer
+(about a millisecond per Qwen3-30B-A3B decode step on an H200). Instead the routing call
+itself marks, in a static ``[layers, 2, N]`` buffer, the experts that plain top-k
+(row 0, what the batch would have read) and the policy (row 1) give a valid row: the
+Triton routing kernel does it with a few stores in its last launch, the PyTorch path with
+two scatters (:func:`mark_experts`). One reduction per step then yields every layer's counts.
 """
 
 from __future__ import annotations
@@ -13,36 +13,31 @@ from __future__ import annotations
 import torch
 
 
-class ExpertTally:
-    """Static buffers for ``num_layers`` MoE layers and up to ``max_tokens`` rows."""
+def mark_experts(hits: torch.Tensor, before: torch.Tensor, after: torch.Tensor, valid: torch.Tensor) -> None:
+    """Set ``hits[0, e]`` / ``hits[1, e]`` to 1 for experts in valid rows of ``before`` /
+    ``after`` (``[T, k]`` ids each; ``valid [T]`` bool). No host sync: padding rows write
+    0 through a max, so they never mark anything."""
+    k = before.shape[1]
+    live = valid.to(hits.dtype).repeat_interleave(k)  # [T*k] 1 on valid rows
+    hits[0].scatter_reduce_(0, before.reshape(-1), live, reduce="amax")  # [N] <- [T*k]
+    hits[1].scatter_reduce_(0, after.reshape(-1), live, reduce="amax")
 
-    def __init__(self, num_layers: int, num_experts: int, top_k: int, max_tokens: int,
-                 device: torch.device, keep_logits: bool) -> None:
-        self.top_k = top_k
+
+class ExpertTally:
+    """Static buffers for ``num_layers`` MoE layers of ``num_experts`` experts."""
+
+    def __init__(self, num_layers: int, num_experts: int, device: torch.device) -> None:
         self.hits = torch.zeros(num_layers, 2, num_experts, dtype=torch.int32, device=device)  # [L, 2, N]
-        # Router logits are only needed to recount plain top-k when another policy routes.
-        self.logits = (torch.zeros(num_layers, max_tokens, num_experts, dtype=torch.float32, device=device)
-                       if keep_logits else None)  # [L, Tmax, N]
         self.counts = torch.zeros(num_layers, 2, dtype=torch.int64, device=device)  # [L, 2]
+
+    def layer(self, index: int) -> torch.Tensor:
+        """``[2, N]`` marks of MoE layer ``index``, for :func:`lynx.routing.select_experts`."""
+        return self.hits[index]
 
     def reset(self) -> None:
         self.hits.zero_()
 
-    def record(self, layer: int, ids: torch.Tensor, logits: torch.Tensor, policy: str) -> None:
-        """Mark ``ids [T, k]`` as layer ``layer``'s choice; keep ``logits [T, N]`` if needed."""
-        self.hits[layer, 1].index_fill_(0, ids.reshape(-1), 1)
-        if policy != "topk" and self.logits is not None:
-            self.logits[layer, : logits.shape[0]].copy_(logits)
-
-    def finalize(self, policy: str, num_rows: int, valid: torch.Tensor | None) -> torch.Tensor:
+    def finalize(self) -> torch.Tensor:
         """``[L, 2]`` int64 distinct experts per layer (plain top-k, policy) for this step."""
-        if policy == "topk" or self.logits is None:
-            self.hits[:, 0].copy_(self.hits[:, 1])
-        else:
-            lg = self.logits[:, :num_rows]  # [L, T, N]
-            if valid is not None:
-                lg = torch.where(valid[None, :num_rows, None], lg, lg[:, :1])  # padding -> row 0
-            ids = lg.topk(self.top_k, dim=-1).indices  # [L, T, k]
-            self.hits[:, 0].scatter_(1, ids.flatten(1), 1)  # [L, N] <- [L, T*k]
         torch.sum(self.hits, dim=-1, out=self.counts)
         return self.counts
