@@ -1,4 +1,4 @@
-"""The ``lynx`` command line: generate, inspect, eval."""
+"""The ``lynx`` command line: generate, inspect, bench, eval."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true")
     ins.set_defaults(func=cmd_inspect)
 
-    bench = sub.add_parser("bench", help="benchmarks (decode step time vs roofline)",
+    bench = sub.add_parser("bench", help="benchmarks and GPU checks (decode, kernels, routing, attention)",
                            description="Benchmarks that run on the GPU and print a table plus JSON.")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     dec = bench_sub.add_parser("decode", help="decode-step time per routing policy and batch size",
@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_decode_arguments(dec)
     dec.set_defaults(func=lambda a: (run_decode_bench(a), 0)[1])
+    from lynx.bench import attention, kernels, routing
+
+    for name, check in (("kernels", kernels), ("routing", routing), ("attention", attention)):
+        gpu = bench_sub.add_parser(name, help=check.HELP, description=check.DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+        check.add_arguments(gpu)
+        gpu.set_defaults(func=check.run)
 
     from lynx.eval.runner import add_eval_arguments, run_eval
 

@@ -1,4 +1,4 @@
-"""Measurement helpers for the expert kernels (used by ``scripts/gpu_kernels_check.py``).
+"""Measurement helpers for the expert kernels (used by ``lynx bench kernels``).
 
 * :func:`routing_with_active`: routing that touches exactly ``A`` distinct experts, the
   quantity Lynx's routing policies shrink and the MoE layer's cost should scale with.

@@ -1,4 +1,4 @@
-"""Summary tables for ``scripts/gpu_kernels_check.py`` results (records -> fits + text).
+"""Summary tables for ``lynx bench kernels`` results (records -> fits + text).
 
 Records are dicts with a ``kind``: ``check`` / ``graph_replay`` (correctness), ``time``
 (one backend, batch and active-expert count A), ``stage`` (Triton stage breakdown),
