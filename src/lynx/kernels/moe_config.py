@@ -5,10 +5,13 @@ over enough CTAs to keep all 132 SMs of an H200 issuing loads. The defaults foll
 that rather than from an autotuner (autotuning inside CUDA-graph capture is not an option
 and the shapes are fixed per model anyway):
 
-* ``block_m`` = the smallest tile (16, 32 or 64) covering the batch. Routing ids are
-  duplicate-free per token, so an expert holds at most ``T`` pairs; with ``block_m >= T``
-  every active expert is exactly one row block, i.e. one program per (active expert,
-  N tile) that reads its weight tile once and multiplies all its tokens.
+* ``block_m``: 16 up to 32 tokens, 64 above. Routing ids are duplicate-free per token, so
+  an expert holds at most ``T`` pairs; with ``block_m >= T`` every active expert is exactly
+  one row block, i.e. one program per (active expert, N tile) that reads its weight tile
+  once. Batches of 17-32 tokens still measured 10-19 us per layer faster with 16-row
+  blocks (a popular expert then takes two blocks, its weights re-read mostly from L2)
+  than with 32 (docs/performance.md section 7); at 64 tokens skewed routing puts up to
+  ~60 pairs on one expert and 16-row blocks lose, so 64 stays.
 * narrow N tiles (32 gate+up columns, 64 down columns) with ``BLOCK_K = 128``: about
   8-16 KiB of weights per pipeline stage and 24-32 tiles per expert, so even 8 active
   experts give ~200-250 CTAs.
@@ -23,12 +26,14 @@ and the shapes are fixed per model anyway):
   static worst-case grid does not launch thousands of programs that only check and exit.
   Shapes with many N tiles (Mixtral) skip persistence, see :func:`grid_m`.
 * ``align = "fused"``: the GEMM programs derive their blocks from the routing themselves
-  (:mod:`lynx.kernels.triton_moe_align`) up to ``SMALL_MAX_PAIRS`` pairs; above that, and
-  with ``align = "kernel"``, a separate metadata launch does it. ``"legacy"`` is the first,
-  one-hot align kernel (kept for old-vs-new measurements only).
+  (:mod:`lynx.kernels.triton_moe_align`); with ``align = "kernel"`` a separate metadata
+  launch does it once. ``"legacy"`` is the first, one-hot align kernel (kept for
+  old-vs-new measurements only).
 * ``fuse_sum``: the down kernel's last program per N tile sums each token's k rows
-  (deterministic), instead of a third launch; worth it while that tail is small
-  (``T <= FUSE_SUM_MAX_TOKENS``), since one program per N tile reads all ``T*k`` rows.
+  (deterministic), instead of a third launch.
+* Both fusions save launches but make every program redo the metadata and leave a serial
+  tail (one program per N tile reads all ``T*k`` rows); measured on the H200 they pay up
+  to ``FUSED_MAX_TOKENS`` = 16 tokens and cost 4-9 us per layer at 32-64 tokens.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 ALIGN_MODES = ("fused", "kernel", "legacy")
-FUSE_SUM_MAX_TOKENS = 64
+FUSED_MAX_TOKENS = 16  # metadata and k-sum inside the GEMM kernels up to this batch
 
 
 @dataclass(frozen=True)
@@ -66,26 +71,19 @@ class TritonMoEConfig:
         return replace(self, **changes)
 
 
-def pick_block_m(num_tokens: int) -> int:
-    """Smallest of 16/32/64 that holds every pair of one expert (<= T pairs per expert)."""
-    for block_m in (16, 32):
-        if num_tokens <= block_m:
-            return block_m
-    return 64
-
-
 def default_config(num_tokens: int, hidden_size: int, intermediate_size: int) -> TritonMoEConfig:
-    """Decode-first defaults; prefill-sized batches get larger tiles (compute matters there)."""
-    block_m = pick_block_m(num_tokens)
-    fuse_sum = num_tokens <= FUSE_SUM_MAX_TOKENS
+    """Decode-first defaults (module docstring); prefill-sized batches get larger tiles."""
+    if num_tokens <= FUSED_MAX_TOKENS:
+        return TritonMoEConfig(block_m=16)
+    separate = dict(align="kernel", fuse_sum=False)
     if num_tokens <= 32:
-        return TritonMoEConfig(block_m=block_m, fuse_sum=fuse_sum)
+        return TritonMoEConfig(block_m=16, **separate)
     if num_tokens <= 64:  # block_m 64: 3 stages so that two CTAs fit per SM (see module doc)
-        return TritonMoEConfig(block_m=block_m, stages1=3, stages2=3, fuse_sum=fuse_sum)
+        return TritonMoEConfig(block_m=64, stages1=3, stages2=3, **separate)
     # Many tokens per expert: wider N tiles reuse each A tile more; fewer stages fit in smem.
     return TritonMoEConfig(
-        block_m=block_m, block_n1=64, block_k1=64, stages1=3, block_n2=128, block_k2=64, stages2=3,
-        warps1=4, warps2=8, fuse_sum=fuse_sum,
+        block_m=64, block_n1=64, block_k1=64, stages1=3, block_n2=128, block_k2=64, stages2=3,
+        warps1=4, warps2=8, **separate,
     )
 
 
