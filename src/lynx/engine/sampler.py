@@ -49,10 +49,11 @@ class SamplingBatch:
 
 
 def sample(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
-    """Next token per row ``[B]`` from ``logits [B, V]`` (float32)."""
+    """Next token per row ``[B]`` from ``logits [B, V]`` (any float dtype; sampled in float32)."""
     greedy = logits.argmax(dim=-1)  # [B]
     if batch.all_greedy:
         return greedy
+    logits = logits.float()  # [B, V]
     temp = batch.temperature.clamp(min=1e-5)[:, None]  # [B, 1]
     scaled = logits / temp  # [B, V]
     if batch.any_filter:

@@ -81,7 +81,9 @@ class DecoderForCausalLM(nn.Module):
         return self.norm(x, residual)[0]  # [T, H]
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(hidden).float()  # [B, V]
+        """``[B, V]`` logits in the model dtype: greedy decoding takes the argmax as is (the
+        same index as in float32), the sampler upcasts, so no float32 copy is written."""
+        return self.lm_head(hidden)  # [B, V]
 
 
 def _moe_indices(cfg: ModelConfig) -> list[int | None]:
