@@ -11,8 +11,8 @@ For each ``policy:batch`` it reports three times per step, which separate the co
 * ``kernels``: the sum of the kernels' own durations (profiler), so ``graph - kernels`` is
   launch gaps and ``step - graph`` is host work.
 
-Then the largest kernels with their launches per step, and a Chrome trace per config in
-``$OUT`` when set. Stats (the expert tally) are off unless ``--stats``.
+Then the host's time per step in scheduling, launching and waiting, the largest kernels
+with their launches per step, and (``--trace``) a Chrome trace per config in ``$OUT``. Stats (the expert tally) are off unless ``--stats``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,35 @@ def _replay_ms(graph: torch.cuda.CUDAGraph, iters: int = 20) -> float:
     return start.elapsed_time(end) / iters
 
 
-def profile_config(llm: LLM, policy: str, batch: int, steps: int, top: int, out_dir: str | None) -> dict:
+class HostTimer:
+    """Wall time the engine loop spends in scheduling, launching and waiting for results."""
+
+    def __init__(self, engine) -> None:  # noqa: ANN001
+        from lynx.engine import model_runner
+
+        self.totals = {"schedule": 0.0, "launch": 0.0, "wait": 0.0}
+        self._wrap(engine.scheduler, "schedule", "schedule")
+        self._wrap(engine.runner, "launch", "launch")
+        self._wrap(model_runner.LaunchedStep, "wait", "wait")
+
+    def _wrap(self, owner, name: str, key: str) -> None:  # noqa: ANN001
+        real = getattr(owner, name)
+
+        def timed(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+            t0 = time.perf_counter()
+            try:
+                return real(*a, **kw)
+            finally:
+                self.totals[key] += time.perf_counter() - t0
+
+        setattr(owner, name, timed)
+
+    def reset(self) -> None:
+        self.totals = dict.fromkeys(self.totals, 0.0)
+
+
+def profile_config(llm: LLM, policy: str, batch: int, steps: int, top: int, out_dir: str | None,
+                   host: HostTimer, trace: bool) -> dict:
     e = llm.engine
     if e.runner.routing_policy != policy:
         llm.set_routing(policy)
@@ -55,10 +83,13 @@ def profile_config(llm: LLM, policy: str, batch: int, steps: int, top: int, out_
         e.step()
     torch.cuda.synchronize()
     walls = []
+    host.reset()
     for _ in range(steps):
         t0 = time.perf_counter()
         e.step()
         walls.append(time.perf_counter() - t0)
+    host_ms = {k: 1e3 * v / steps for k, v in host.totals.items()}
+    host_ms["other"] = 1e3 * sum(walls) / steps - sum(host_ms.values())
     run_ms = statistics.median(s.duration_s for s in e.step_stats[-steps:]) * 1e3
     graphs = e.runner.graphs
     assert graphs is not None, "needs CUDA graphs"
@@ -72,18 +103,19 @@ def profile_config(llm: LLM, policy: str, batch: int, steps: int, top: int, out_
     events.sort(key=lambda ev: ev.device_time_total, reverse=True)
     kernel_ms = sum(ev.device_time_total for ev in events) / steps / 1e3
     launches = sum(ev.count for ev in events) / steps
-    if out_dir:
+    if out_dir and trace:
         prof.export_chrome_trace(os.path.join(out_dir, f"trace-{policy}-{batch}.json"))
     for seq in list(e.scheduler.running) + list(e.scheduler.waiting):
         e.abort(seq.request_id)
     row = {
         "policy": policy, "batch": batch, "step_ms": run_ms, "engine_step_ms": 1e3 * statistics.median(walls),
-        "graph_ms": graph_ms, "kernel_ms": kernel_ms, "launches_per_step": launches,
+        "graph_ms": graph_ms, "kernel_ms": kernel_ms, "launches_per_step": launches, "host_ms": host_ms,
         "kernels": [{"name": ev.key, "us_per_step": ev.device_time_total / steps, "calls_per_step": ev.count / steps}
                     for ev in events[:top]],
     }
     print(f"\n== {policy} batch {batch}: run {run_ms:.3f} ms | engine.step {row['engine_step_ms']:.3f} | graph "
           f"{graph_ms:.3f} | kernels {kernel_ms:.3f} ms in {launches:.0f} launches")
+    print("  host per step (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in host_ms.items()))
     for k in row["kernels"]:
         print(f"  {k['name'][:86]:<88}{k['us_per_step']:>9.1f} us{k['calls_per_step']:>7.1f}x")
     return row
@@ -97,13 +129,15 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=16)
     ap.add_argument("--stats", action="store_true", help="keep the per-step expert tally on")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--trace", action="store_true", help="write a Chrome trace per config to $OUT")
     args = ap.parse_args()
     configs = [(c.split(":")[0], int(c.split(":")[1])) for c in args.configs.split(",")]
     first = configs[0][0]
     llm = LLM(args.model, routing=first, load_format="dummy", max_model_len=512,
               max_num_seqs=max(b for _, b in configs), record_stats=args.stats, gpu_memory_utilization=0.85)
     out_dir = os.environ.get("OUT")
-    rows = [profile_config(llm, p, b, args.steps, args.top, out_dir) for p, b in configs]
+    host = HostTimer(llm.engine)
+    rows = [profile_config(llm, p, b, args.steps, args.top, out_dir, host, args.trace) for p, b in configs]
     print(f"\n{args.model}: ms per decode step (run = what lynx bench decode reports)")
     print(f"{'policy':<7}{'batch':>6}{'run':>8}{'graph':>8}{'kernels':>9}{'gaps':>7}{'host':>7}{'launch':>8}")
     for r in rows:
