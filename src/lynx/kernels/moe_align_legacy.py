@@ -1,5 +1,5 @@
 """The first Triton align kernel (one-hot, single CTA), kept only as the "old" side of the
-old-vs-new comparison in ``scripts/gpu_kernels_check.py`` (``TritonMoEConfig(align="legacy")``).
+old-vs-new comparison in ``lynx bench kernels`` (``TritonMoEConfig(align="legacy")``).
 Measured on an H200: 12.9 us at 16 tokens x top-8 (P = 128), 38 us at P = 512, 135 us at
 P = 2048 -- every step is a serial chunk loop of global loads and CTA-wide scans. The
 production path is :mod:`lynx.kernels.triton_moe_align`.

@@ -6,7 +6,7 @@ evaluates element by element in Python (~0.05-0.3 s per sort), so a test launchi
 hundred programs spends minutes sorting. :func:`patch_interpreter_sort` makes the
 interpreter's ``tl.sort`` a NumPy sort (same result: ascending, or descending, along the
 last / given axis). The real ``tl.sort`` is what the GPU compiles; the sm_90 compile test
-and ``scripts/gpu_kernels_check.py`` (metadata exactness on the device) cover it.
+and ``lynx bench kernels`` (metadata exactness on the device) cover it.
 
 Like :func:`lynx.kernels.triton_interpret.patch_interpreter`, call it only when
 ``TRITON_INTERPRET=1``.

@@ -10,7 +10,7 @@ Plans (see :mod:`lynx.kernels.routing_kernels`): LYNX/OEA batches of at most
 ``fused_max_rows`` rows run as one program (one launch); larger ones as ``active_kernel``
 + ``route_kernel`` over blocks of ``block_rows`` rows. Plain top-k is one launch of
 ``route_kernel`` over row blocks. The defaults are provisional until measured on the
-H200 (``scripts/gpu_routing_check.py`` times both plans per batch size).
+H200 (``lynx bench routing`` times both plans per batch size).
 """
 
 from __future__ import annotations

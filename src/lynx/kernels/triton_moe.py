@@ -6,7 +6,7 @@ its last program per N tile). Other configurations add a metadata launch
 (``align="kernel"``/``"legacy"``, or more than ``SMALL_MAX_PAIRS`` pairs) and/or the
 separate sum kernel (``fuse_sum=False``). No host syncs and every shape depends only on
 ``(T, k, E, H, I)`` and the config, so the call can be captured in a CUDA graph. The
-stages are exposed separately so that ``scripts/gpu_kernels_check.py`` can time them.
+stages are exposed separately so that ``lynx bench kernels`` can time them.
 """
 
 from __future__ import annotations
