@@ -102,9 +102,7 @@ def interpreter_cases() -> int:
     from lynx.kernels.paged_attention_triton import PagedAttentionConfig
 
     small = PagedAttentionConfig(partition_size=16, block_n=16)  # many partitions per row
-    late_v = small.with_(early_v=False)  # V loaded after the scores (the other load order)
-    runs = [(c, cfg, dt) for c in CASES for cfg, dt in ((small, torch.float32), (None, torch.float32),
-                                                         (late_v, torch.float32))]
+    runs = [(c, cfg, dt) for c in CASES for cfg, dt in ((small, torch.float32), (None, torch.float32))]
     runs += [(CASES[0], small, torch.bfloat16), (CASES[3], small, torch.float16),
              (([1, 70, 200, 129], 16, 2, 128, 16, 16, None), None, torch.float32),  # Qwen3-like group 8
              (([300, 1, 90], 4, 4, 64, 16, 32, 100), small.with_(partition_size=64, block_n=32), torch.float32)]
@@ -184,8 +182,7 @@ def test_kernels_compile_for_sm90_with_pipelined_kv_loads(dtype: str, d: int, gr
     sig.update(qk_scale="fp32", window=i32, num_parts=i32, stride_qb=i32, stride_qh=i32, stride_bt=i32,
                stride_cache_block=i32, stride_cache_tok=i32)
     consts = dict(HEAD_DIM=d, BLOCK_D=d, GROUP=group, BLOCK_G=max(16, group), BLOCK_SIZE=16,
-                  PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n, DOT_PRECISION="ieee" if dtype == "fp32" else "tf32",
-                  EARLY_V=cfg.early_v)
+                  PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n, DOT_PRECISION="ieee" if dtype == "fp32" else "tf32")
     sig.update({name: "constexpr" for name in consts})
     part = build(kern.paged_decode_partition_kernel, sig, consts, cfg.num_warps, cfg.num_stages)
     assert part.metadata.shared <= SM90_SMEM

@@ -44,7 +44,6 @@ def paged_decode_partition_kernel(
     BLOCK_SIZE: tl.constexpr,  # tokens per cache page
     PARTITION: tl.constexpr, BLOCK_N: tl.constexpr,  # tokens per program / per loop step
     DOT_PRECISION: tl.constexpr,
-    EARLY_V: tl.constexpr,  # issue the V load with the K load (short contexts are latency-bound)
 ):
     part = tl.program_id(0)
     kv_head = tl.program_id(1)
@@ -76,18 +75,14 @@ def paged_decode_partition_kernel(
         tok = page * stride_cache_block + (pos % BLOCK_SIZE) * stride_cache_tok + head_off  # [BN]
         k = tl.load(k_cache_ptr + tok[None, :] + offs_d[:, None],
                     mask=ok[None, :] & d_ok[:, None], other=0.0)  # [BD, BN] = K^T
-        if EARLY_V:
-            v = tl.load(v_cache_ptr + tok[:, None] + offs_d[None, :],
-                        mask=ok[:, None] & d_ok[None, :], other=0.0)  # [BN, BD]
         s = tl.dot(q, k, input_precision=DOT_PRECISION) * qk_scale  # [BG, BN] fp32
         s = tl.where(ok[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))  # [BG]
         alpha = tl.exp2(m_i - m_new)  # rescales what was accumulated under the old max
         p = tl.exp2(s - m_new[:, None])  # [BG, BN]
         l_i = l_i * alpha + tl.sum(p, 1)
-        if not EARLY_V:
-            v = tl.load(v_cache_ptr + tok[:, None] + offs_d[None, :],
-                        mask=ok[:, None] & d_ok[None, :], other=0.0)  # [BN, BD]
+        v = tl.load(v_cache_ptr + tok[:, None] + offs_d[None, :],
+                    mask=ok[:, None] & d_ok[None, :], other=0.0)  # [BN, BD]
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
         m_i = m_new
 

@@ -31,7 +31,6 @@ class PagedAttentionConfig:
     block_n: int = 64  # tokens per inner-loop step (one K and one V tile)
     num_warps: int = 4
     num_stages: int = 2
-    early_v: bool = True  # load V together with K: two loads in flight per step instead of one
 
     def with_(self, **changes: int) -> PagedAttentionConfig:
         return dataclasses.replace(self, **changes)
@@ -123,7 +122,7 @@ def paged_decode_attention_triton(
         HEAD_DIM=d, BLOCK_D=block_d, GROUP=group, BLOCK_G=max(16, triton.next_power_of_2(group)),
         BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
         # fp32 models must not silently drop to TF32 (the CPU-matching checks use fp32)
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", EARLY_V=cfg.early_v,
+        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     paged_decode_reduce_kernel[(hq, b)](
