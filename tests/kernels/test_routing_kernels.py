@@ -27,6 +27,7 @@ import torch
 
 from lynx.routing import select_experts
 from lynx.routing.config import resolve_params
+from lynx.routing.tally import ExpertTally
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -96,18 +97,18 @@ def test_kernels_compile_for_sm90() -> None:
 
     consts = "N stride_n HAS_VALID KEY16 WIDE PACK64 K KP BETA K0 K0P BT BN CHUNK".split()
     head = {"logits_ptr": "*bf16", "valid_ptr": "*u8", "parts_ptr": "*i8"}
-    route_sig = {**head, "weights_ptr": "*fp32", "ids_ptr": "*i64", "hits_ptr": "*i32", "T": "i32",
+    route_sig = {**head, "weights_ptr": "*fp32", "ids_ptr": "*i64", "hits_ptr": "*i32", "kept_ptr": "*fp32", "T": "i32",
                  "stride_t": "i32", "num_parts": "i32", "alpha_bits": "i64",
                  **dict.fromkeys(consts + ["ACTIVE", "SOFTMAX", "RENORM", "RESORT", "TALLY"], "constexpr")}
     active_sig = {**head, "T": "i32", "stride_t": "i32", "alpha_bits": "i64",
                   **dict.fromkeys(consts + ["POLICY"], "constexpr")}
     qwen3 = dict(N=128, stride_n=1, HAS_VALID=True, KEY16=True, WIDE=False, PACK64=False, K=8, KP=8, BETA=2, K0=5, K0P=8,
                  BN=128, CHUNK=32)
-    score = dict(SOFTMAX=True, RENORM=True, RESORT=False, TALLY=True)
+    score = dict(SOFTMAX=True, RENORM=True, RESORT=False, TALLY=rk.TALLY_LOGITS)
     builds = [  # (kernel, signature, constexprs, warps)
         (rk.route_kernel, route_sig, dict(qwen3, **score, ACTIVE=rk.LYNX_HERE, BT=16), 8),
         (rk.route_kernel, route_sig, dict(qwen3, ACTIVE=rk.OEA_HERE, BT=16, SOFTMAX=False, RENORM=False,
-                                          RESORT=True, KEY16=False, TALLY=False), 8),
+                                          RESORT=True, KEY16=False, TALLY=rk.TALLY_NONE), 8),
         (rk.route_kernel, {**route_sig, "logits_ptr": "*fp32"},
          dict(qwen3, **score, ACTIVE=rk.LYNX_HERE, BT=8, KEY16=False), 4),
         (rk.active_kernel, active_sig, dict(qwen3, POLICY=rk.LYNX, BT=4), 8),
@@ -115,7 +116,7 @@ def test_kernels_compile_for_sm90() -> None:
         (rk.active_kernel, active_sig, dict(qwen3, POLICY=rk.LYNX, BT=4, WIDE=True, N=100), 8),
         (rk.active_kernel, active_sig, dict(qwen3, POLICY=rk.OEA, BT=4), 2),
         (rk.route_kernel, route_sig, dict(qwen3, ACTIVE=rk.FROM_PARTS, BT=4, SOFTMAX=True, RENORM=False,
-                                          RESORT=False, TALLY=True), 2),
+                                          RESORT=False, TALLY=rk.TALLY_MARKS), 2),
         (rk.route_kernel, route_sig, dict(qwen3, **score, ACTIVE=rk.NONE, BT=1, HAS_VALID=False), 1),
     ]
     for fn, sig, constexprs, warps in builds:
@@ -236,16 +237,21 @@ def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.Mo
     logits = make_logits(t * 1000 + n + k, t, n, kind)
     valid = make_valid(t + n, t, valid_mode)
     monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
-    want_hits = torch.zeros(2, n, dtype=torch.int32)
-    want_w, want_ids = select_experts(logits, k, policy, scoring, renorm, valid, expert_hits=want_hits, **params)
+    want = ExpertTally(1, n, k, torch.device("cpu"))
+    want_w, want_ids = select_experts(logits, k, policy, scoring, renorm, valid, tally=want.layer(0), **params)
     cfg = RoutingKernelConfig(fused_max_rows=64 if fused else 0, block_rows=(1, 2, 4)[t % 3], lynx_pack64=t % 2 == 1)
     p = resolve_params(policy, params, n, k)
-    got_hits = torch.zeros(2, n, dtype=torch.int32)
-    got_w, got_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg, expert_hits=got_hits)
+    got = ExpertTally(1, n, k, torch.device("cpu"))  # both rows marked in the kernel
+    got_w, got_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg, tally=got.layer(0))
     assert got_ids.dtype == torch.int64 and got_w.dtype == torch.float32
     assert torch.equal(got_ids, want_ids), (got_ids, want_ids)
     torch.testing.assert_close(got_w, want_w, rtol=2e-6, atol=1e-30)
-    assert torch.equal(got_hits, want_hits), (got_hits, want_hits)
+    assert torch.equal(got.hits, want.hits), (got.hits, want.hits)
+    kept = ExpertTally(1, n, k, torch.device("cpu"), max_tokens=t)  # logits kept, plain top-k ranked later
+    select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg, tally=kept.layer(0))
+    torch.testing.assert_close(kept.logits[0], logits.float(), rtol=0, atol=0)
+    assert torch.equal(kept.finalize(t, valid), want.finalize(t, valid))
+    assert torch.equal(kept.hits, want.hits)
     no_tally_w, no_tally_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg)
     assert torch.equal(no_tally_ids, got_ids) and torch.equal(no_tally_w, got_w)
 

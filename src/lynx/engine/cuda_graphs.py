@@ -49,7 +49,7 @@ class DecodeGraphs:
         self.context_lens = self.dev32[:b]  # [b]
         self.block_tables = self.dev32[b:].view(b, self.width)  # [b, width]
         self.valid = torch.zeros(b, dtype=torch.bool, device=dev)
-        self.tally = runner.new_tally()
+        self.tally = runner.new_tally(b, is_prefill=False)
         self.expert_counts: torch.Tensor | None = None
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.logits: dict[int, torch.Tensor] = {}
@@ -78,7 +78,7 @@ class DecodeGraphs:
         ids = self.runner.input_ids(self.input_ids[:b], self.src_rows[:b])  # [b]
         with forward_context(ctx):
             hidden = self.runner.model(ids, self.positions[:b])  # [b, H]
-        self.expert_counts = self.runner.finish_tally(ctx)  # the same static buffer every bucket
+        self.expert_counts = self.runner.finish_tally(ctx, b)  # the same static buffer every bucket
         return self.runner.model.compute_logits(hidden)  # [b, V]
 
     @torch.inference_mode()

@@ -147,17 +147,19 @@ class ModelRunner:
     def _tensor(self, data: list, dtype: torch.dtype) -> torch.Tensor:
         return torch.tensor(data, dtype=dtype, pin_memory=self.device.type == "cuda").to(self.device, non_blocking=True)
 
-    def new_tally(self) -> ExpertTally | None:
+    def new_tally(self, max_tokens: int, is_prefill: bool) -> ExpertTally | None:
         """Buffers for a step's expert counts (None when stats are off or no MoE)."""
         if not (self.cfg.record_stats and self.num_moe_layers):
             return None
         moe = self.model_cfg.moe
         assert moe is not None
-        return ExpertTally(self.num_moe_layers, moe.num_experts, self.device)
+        keep_logits = not is_prefill and self.routing_policy != "topk"  # prefill routes with top-k
+        return ExpertTally(self.num_moe_layers, moe.num_experts, moe.top_k, self.device,
+                           max_tokens if keep_logits else 0)
 
     @staticmethod
-    def finish_tally(ctx: ForwardContext) -> torch.Tensor | None:
-        return None if ctx.expert_tally is None else ctx.expert_tally.finalize()
+    def finish_tally(ctx: ForwardContext, num_rows: int) -> torch.Tensor | None:
+        return None if ctx.expert_tally is None else ctx.expert_tally.finalize(num_rows, ctx.valid)
 
     def prepare_prefill(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor, ForwardContext, list[int]]:
         ids: list[int] = []
@@ -172,7 +174,7 @@ class ModelRunner:
         ctx = ForwardContext(
             is_prefill=True, slot_mapping=self._tensor(slots, torch.int64), cu_seqlens=cu,
             routing_policy=self.routing_policy, routing_params=self.routing_params,
-            expert_tally=self.new_tally(),
+            expert_tally=self.new_tally(len(ids), is_prefill=True),
         )
         return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx, [c - 1 for c in cu[1:]]
 
@@ -196,7 +198,7 @@ class ModelRunner:
             is_prefill=False, slot_mapping=self._tensor(slots, torch.int64),
             block_tables=self._tensor(tables, torch.int32), context_lens=self._tensor([len(s) for s in seqs], torch.int32),
             routing_policy=self.routing_policy, routing_params=self.routing_params,
-            expert_tally=self.new_tally(),
+            expert_tally=self.new_tally(len(seqs), is_prefill=False),
         )
         return ids, self._tensor(pos, torch.int64), ctx
 
@@ -229,7 +231,7 @@ class ModelRunner:
             with forward_context(ctx):
                 hidden = self.model(ids, pos)  # [T, H]
             logits = self.model.compute_logits(hidden[self._tensor(last, torch.int64)])  # [B, V]
-            counts = self.finish_tally(ctx)
+            counts = self.finish_tally(ctx, len(ids))
         elif self.graphs is not None and self.graphs.can_run(len(seqs)):
             logits, counts = self.graphs.run(seqs, src_rows)
         else:
@@ -237,7 +239,7 @@ class ModelRunner:
             with forward_context(ctx):
                 hidden = self.model(ids, pos)
             logits = self.model.compute_logits(hidden)
-            counts = self.finish_tally(ctx)
+            counts = self.finish_tally(ctx, len(seqs))
         if all(s.params.greedy for s in seqs):  # no sampling tensors to build and copy
             tokens = logits.argmax(dim=-1)
         else:

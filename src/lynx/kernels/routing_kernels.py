@@ -41,6 +41,9 @@ from lynx.kernels.routing_tiles import (
 
 # route_kernel's ACTIVE modes: where the batch's active set comes from
 NONE, FROM_PARTS, LYNX_HERE, OEA_HERE = 0, 1, 2, 3
+# route_kernel's TALLY modes (lynx.routing.tally): none; mark both rows; mark the policy's
+# experts and store the logits (plain top-k is ranked for all layers at the end of the step)
+TALLY_NONE, TALLY_MARKS, TALLY_LOGITS = 0, 1, 2
 LYNX, OEA = 1, 2  # active_kernel's POLICY
 
 
@@ -92,6 +95,7 @@ def _union_of_parts(parts_ptr, num_parts, cols, BN: tl.constexpr, PART_CHUNK: tl
 def route_kernel(
     logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr,  # out: [T, K] float32, [T, K] int64
     hits_ptr,  # [2, N] int32 (if TALLY): set to 1 for experts of plain top-k (row 0), of the policy (row 1)
+    kept_ptr,  # [>= T, N] float32 (if TALLY == TALLY_LOGITS): the logits, for the tally's plain top-k
     T, stride_t, stride_n, num_parts, alpha_bits,
     N: tl.constexpr,
     HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr, TALLY: tl.constexpr,
@@ -149,11 +153,14 @@ def route_kernel(
     tl.store(ids_ptr + out, ids.to(tl.int64), mask=store)
     tl.store(weights_ptr + out, weights, mask=store)
 
-    if TALLY:  # the engine's per-step expert counts, at the cost of a few stores (no launch)
+    if TALLY != 0:  # the engine's per-step expert counts, at the cost of a few stores (no launch)
         one = tl.full([BT, KP], 1, tl.int32)
         tl.store(hits_ptr + N + ids, one, mask=store & ok[:, None])  # same value from every writer
-        if ACTIVE == 0:
+        if TALLY == 2:  # TALLY_LOGITS
+            kept = rows[:, None].to(tl.int64) * N + cols[None, :]  # [BT, BN]
+            tl.store(kept_ptr + kept, z, mask=(rows[:, None] < T) & (cols[None, :] < N))
+        elif ACTIVE == 0:
             tl.store(hits_ptr + ids, one, mask=store & ok[:, None])  # plain top-k: before == after
-        else:
+        else:  # an extra selection pass; the engine keeps the logits instead (TALLY_LOGITS)
             before = union_of_rows(oea_base(key, cols, K, KP, KEY16), ok)  # [BN] own top-K, valid rows
             tl.store(hits_ptr + cols, before, mask=(before > 0) & (cols < N))

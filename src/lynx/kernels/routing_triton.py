@@ -23,6 +23,7 @@ import triton
 
 from lynx.kernels import routing_kernels as rk
 from lynx.kernels.routing_tiles import next_pow2
+from lynx.routing.tally import LayerTally
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,15 @@ def select_experts_triton(
     valid: torch.Tensor | None,
     params: dict,
     config: RoutingKernelConfig | None = None,
-    expert_hits: torch.Tensor | None = None,
+    tally: LayerTally | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(weights [T, k] float32, ids [T, k] int64)`` of ``policy`` via Triton kernels.
 
     Arguments as :func:`lynx.routing.select_experts` after validation: ``params`` resolved
     (``alpha``/``beta`` for LYNX, ``k0`` for OEA); ``valid`` ``[T]`` bool on the logits'
-    device or ``None`` (all rows valid, no mask read). ``T >= 1``. ``expert_hits``
-    ``[2, N]`` int32 (contiguous), if given, gets 1 for every expert plain top-k (row 0) and
-    the policy (row 1) route a valid row to, inside the last launch.
+    device or ``None`` (all rows valid, no mask read). ``T >= 1``. ``tally`` (contiguous
+    buffers, see :mod:`lynx.routing.tally`) is filled inside the last launch: the policy's
+    experts, and either plain top-k's or (if it keeps them) the logits as float32.
     """
     cfg = config or DEFAULT_CONFIG
     t, n = logits.shape
@@ -109,16 +110,17 @@ def select_experts_triton(
         HAS_VALID=has_valid, KEY16=key16, WIDE=wide, PACK64=cfg.lynx_pack64 and key16 and policy == "lynx",
         K=top_k, KP=kp, BETA=beta, K0=k0, K0P=next_pow2(k0), BN=bn,
     )
-    route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea",
-                 TALLY=expert_hits is not None)
-    hits = ids if expert_hits is None else expert_hits  # unread without TALLY
+    mode = rk.TALLY_NONE if tally is None else rk.TALLY_MARKS if tally.logits is None else rk.TALLY_LOGITS
+    route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea", TALLY=mode)
+    hits = ids if tally is None else tally.hits  # unread without a tally
+    kept = weights if tally is None or tally.logits is None else tally.logits  # unread unless TALLY_LOGITS
     strides = (logits.stride(0), logits.stride(1))
 
     if plan_is_fused(t, n, policy, cfg):
         bt = next_pow2(t)
         mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
         rk.route_kernel[(1,)](
-            logits, valid_arg, weights, weights, ids, hits, t, *strides, 0, alpha_bits, N=n,
+            logits, valid_arg, weights, weights, ids, hits, kept, t, *strides, 0, alpha_bits, N=n,
             ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=cfg.fused_warps or _warps(bt * bn, cfg),
         )
         return weights, ids
@@ -137,7 +139,7 @@ def select_experts_triton(
         )
         mode = rk.FROM_PARTS
     rk.route_kernel[(blocks,)](
-        logits, valid_arg, parts, weights, ids, hits, t, *strides, blocks, alpha_bits, N=n,
+        logits, valid_arg, parts, weights, ids, hits, kept, t, *strides, blocks, alpha_bits, N=n,
         ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=warps,
     )
     return weights, ids

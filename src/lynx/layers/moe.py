@@ -41,10 +41,10 @@ class SparseMoE(nn.Module):
         ctx = get_context()
         logits = self.gate(x)  # [T, E]
         policy, params = ctx.policy_for_batch()
-        hits = ctx.expert_tally.layer(self.moe_index) if ctx.expert_tally is not None else None
+        tally = ctx.expert_tally.layer(self.moe_index) if ctx.expert_tally is not None else None
         weights, ids = select_experts(
             logits, self.top_k, policy=policy, scoring=self.scoring,
-            renormalize=self.renormalize, valid=ctx.valid, expert_hits=hits, **params,
+            renormalize=self.renormalize, valid=ctx.valid, tally=tally, **params,
         )  # [T, k] float32, [T, k] int64
         out = fused_experts(x, self.w13, self.w2, weights, ids)  # [T, H]
         if self.shared_expert is not None and self.shared_expert_gate is not None:

@@ -17,7 +17,7 @@ from lynx.routing.scores import (
     rank_experts,
     routing_weights,
 )
-from lynx.routing.tally import mark_experts
+from lynx.routing.tally import LayerTally, mark_experts
 from lynx.routing.topk import topk_choose
 
 
@@ -28,7 +28,7 @@ def select_experts(
     scoring: str = "softmax",
     renormalize: bool = True,
     valid: torch.Tensor | None = None,
-    expert_hits: torch.Tensor | None = None,
+    tally: LayerTally | None = None,
     **params: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose ``top_k`` experts per token under ``policy`` and weight them.
@@ -44,9 +44,10 @@ def select_experts(
             top-k score mass (plain top-k then returns the raw scores).
         valid: ``[T]`` bool, False for padding rows (CUDA-graph buckets); ``None``: all
             rows valid. Padding rows do not vote, get weight 0 and the first valid row's ids.
-        expert_hits: optional ``[2, N]`` int32 tally (see :class:`lynx.routing.tally.ExpertTally`):
-            set to 1 for every expert that plain top-k (row 0) and the policy (row 1) give
-            a valid row; other entries are left as they are.
+        tally: optional per-step expert tally of this layer (see :mod:`lynx.routing.tally`):
+            ``tally.hits[1, e]`` is set to 1 for every expert the policy gives a valid row,
+            and ``tally.hits[0, e]`` for those plain top-k gives one, unless the tally keeps
+            the logits to count plain top-k later; other entries are left as they are.
 
     Returns:
         ``(topk_weights [T, k] float32, topk_ids [T, k] int64)``; each valid row holds k
@@ -76,8 +77,7 @@ def select_experts(
         from lynx.kernels.routing_triton import select_experts_triton  # imports Triton
 
         mask = None if valid is None else valid.to(device=device, dtype=torch.bool)
-        return select_experts_triton(router_logits, top_k, policy, scoring, renormalize, mask, p,
-                                     expert_hits=expert_hits)
+        return select_experts_triton(router_logits, top_k, policy, scoring, renormalize, mask, p, tally=tally)
     if valid is None:
         valid = torch.ones(t, dtype=torch.bool, device=device)  # [T]
     valid = valid.to(device=device, dtype=torch.bool)  # [T]
@@ -99,6 +99,6 @@ def select_experts(
     scores = compute_scores(logits, scoring)  # [T, N]
     plain = topk_choose(order, top_k)  # [T, k]
     weights = routing_weights(scores, ids, plain, renormalize)  # [T, k]
-    if expert_hits is not None:
-        mark_experts(expert_hits, plain, ids, valid)
+    if tally is not None:
+        mark_experts(tally, plain, ids, valid, logits)
     return mask_padding(weights, ids, valid)
