@@ -48,11 +48,28 @@ def skewed_routing(t: int, active: int, seed: int, device: torch.device) -> tupl
     return (w / w.sum(-1, keepdim=True)).to(device), ids.to(device)
 
 
+def parse_variants(spec: str) -> dict[str, dict[str, object]]:
+    """``'a:block_n2=32+warps2=2;b:align=kernel'`` -> ``{'a': {...}, 'b': {...}}`` (ints where they parse)."""
+    out: dict[str, dict[str, object]] = {}
+    for item in filter(None, spec.split(";")):
+        name, _, fields = item.partition(":")
+        parsed: dict[str, object] = {}
+        for field in filter(None, fields.split("+")):
+            key, _, value = field.partition("=")
+            parsed[key] = int(value) if value.lstrip("-").isdigit() else {"True": True, "False": False}.get(value, value)
+        out[name] = parsed
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", default="16,32,64")
     ap.add_argument("--actives", default="16,24,32,48,64")
     ap.add_argument("--copies", type=int, default=4)
+    ap.add_argument("--routings", default="balanced,skewed")
+    ap.add_argument("--variants", default="",
+                    help="extra configs on top of each batch's default: 'name:field=value+field=value;...' "
+                         "(e.g. 'n2_32:block_n2=32;n1_16:block_n1=16'); replaces the built-in set when given")
     args = ap.parse_args()
     dev = torch.device("cuda")
     copies = [(torch.randn(E, 2 * I, H, device=dev, dtype=torch.bfloat16) * 0.02,
@@ -60,18 +77,22 @@ def main() -> None:
     rows = []
     for t in map(int, args.batches.split(",")):
         base = default_config(t, H, I)
-        sep = base.with_(fuse_sum=False, align="kernel")
-        configs = {"default": base, "sep": sep}
-        for bm in (16, 32):
-            if bm < base.block_m:
-                configs[f"bm{bm}"] = base.with_(block_m=bm)
-                configs[f"sep+bm{bm}"] = sep.with_(block_m=bm)
-                configs[f"sep+bm{bm}+st4"] = sep.with_(block_m=bm, stages1=4, stages2=4)
+        configs = {"default": base}
+        if args.variants:
+            configs.update({name: base.with_(**fields) for name, fields in parse_variants(args.variants).items()})
+        else:
+            sep = base.with_(fuse_sum=False, align="kernel")
+            configs["sep"] = sep
+            for bm in (16, 32):
+                if bm < base.block_m:
+                    configs[f"bm{bm}"] = base.with_(block_m=bm)
+                    configs[f"sep+bm{bm}"] = sep.with_(block_m=bm)
+                    configs[f"sep+bm{bm}+st4"] = sep.with_(block_m=bm, stages1=4, stages2=4)
         x = torch.randn(t, H, device=dev, dtype=torch.bfloat16)
         for active in map(int, args.actives.split(",")):
             if active > t * K:
                 continue
-            for kind in ("balanced", "skewed"):
+            for kind in args.routings.split(","):
                 if kind == "balanced":
                     w, ids = routing_with_active(t, K, E, active, seed=active, device=dev)
                 else:
