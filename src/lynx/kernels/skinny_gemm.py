@@ -23,6 +23,11 @@ streams (a decode step runs on one stream; graphs replay in order).
 :func:`skinny_linear` dispatches: Triton kernel for supported CUDA inputs (or CPU tensors
 under ``TRITON_INTERPRET=1``), ``F.linear`` for other CUDA inputs (e.g. prefill, T > 64),
 :func:`skinny_linear_reference` on CPU. Triton is imported only when the kernel runs.
+
+Status: the engine does not use it. On the H200 the best of a 60-variant sweep ran at
+0.74-1.09x of cuBLAS on the decode shapes (docs/performance.md section 7): both are bound
+by per-kernel latency, not bandwidth, at these sizes. It is kept (tested) as the base for
+fusions that cuBLAS cannot do, e.g. an RMSNorm prologue or a routing epilogue.
 """
 
 from __future__ import annotations
