@@ -56,10 +56,10 @@ def test_request_joins_running_batch_without_waiting(moe_path):
     e.step()  # prefill of b while a is mid-decode
     assert e.step_stats[-1].phase == "prefill" and e.step_stats[-1].batch_size == 1
     n = len(e.step_stats)
-    e.step()
-    e.step()  # with overlapped decode a step's statistics arrive with its tokens, one step later
-    assert (e.step_stats[n].phase, e.step_stats[n].batch_size) == ("decode", 2)
     finished = {}
+    for _ in range(2):  # with overlapped decode a step's statistics arrive with its tokens, one step later
+        finished.update((o.request_id, o) for o in e.step() if o.finished)
+    assert (e.step_stats[n].phase, e.step_stats[n].batch_size) == ("decode", 2)
     while e.has_unfinished():
         for o in e.step():
             if o.finished:
@@ -148,3 +148,16 @@ def test_set_routing_switches_policy_without_reload(moe_path):
     assert stats["mean_active_experts_after"] <= stats["mean_active_experts_before"]
     with pytest.raises(Exception, match="k0"):
         llm.set_routing("lynx", k0=3)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_request_outgrowing_the_whole_cache_ends_with_length(moe_path, overlap):
+    # 4 blocks of 4 tokens: a request that would need more than the whole cache can never be
+    # recomputed after preemption; it must end ("length") instead of looping forever.
+    llm = LLM(str(moe_path), device="cpu", dtype="float32", block_size=4, num_kv_blocks=4, overlap_decode=overlap)
+    out = llm.generate([[1, 2, 3, 4, 5, 6], [7, 8]], SamplingParams(max_tokens=100, temperature=0, ignore_eos=True))
+    assert all(o.finish_reason == "length" for o in out)
+    # 16 cached tokens + the one sampled from the last of them
+    assert max(len(o.prompt_token_ids) + len(o.token_ids) for o in out) == 17
+    assert len(out[0].token_ids) >= 1 and len(out[1].token_ids) >= 1
+    assert llm.engine.blocks.num_free == 4

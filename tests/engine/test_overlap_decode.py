@@ -91,14 +91,14 @@ def test_overlap_matches_sync_under_batch_aware_routing(moe_path):
 
 
 def test_overlap_respects_max_model_len(moe_path):
-    llm = LLM(str(moe_path), device="cpu", dtype="float32", max_model_len=12)
+    llm = LLM(str(moe_path), device="cpu", dtype="float32", max_model_len=12, overlap_decode=True)
     out = llm.generate([[1, 2, 3, 4, 5], [7, 8]], SamplingParams(max_tokens=50, temperature=0, ignore_eos=True))
     assert [len(o.prompt_token_ids) + len(o.token_ids) for o in out] == [12, 12]
     assert all(o.finish_reason == "length" for o in out)
 
 
 def test_abort_while_a_step_is_in_flight(moe_path):
-    llm = LLM(str(moe_path), device="cpu", dtype="float32", block_size=4, num_kv_blocks=32)
+    llm = LLM(str(moe_path), device="cpu", dtype="float32", block_size=4, num_kv_blocks=32, overlap_decode=True)
     e = llm.engine
     keep = e.add_request([1, 2, 3], SamplingParams(max_tokens=8, temperature=0, ignore_eos=True))
     gone = e.add_request([4, 5, 6], SamplingParams(max_tokens=8, temperature=0, ignore_eos=True))
@@ -120,7 +120,7 @@ def test_abort_while_a_step_is_in_flight(moe_path):
 
 
 def test_set_routing_mid_run_keeps_collected_tokens(moe_path):
-    llm = LLM(str(moe_path), device="cpu", dtype="float32")
+    llm = LLM(str(moe_path), device="cpu", dtype="float32", overlap_decode=True)
     e = llm.engine
     rid = e.add_request([1, 2, 3], SamplingParams(max_tokens=6, temperature=0, ignore_eos=True))
     e.step()
@@ -132,3 +132,55 @@ def test_set_routing_mid_run_keeps_collected_tokens(moe_path):
         outs += e.step()
     assert outs[-1].finished and len(outs[-1].token_ids) == 6
     assert len(outs) == 5  # tokens 2..6 -- the one collected by set_routing is not dropped
+
+
+def decode_stats(engine):
+    return [(s.batch_size, s.experts_before, s.experts_after) for s in engine.step_stats if s.phase == "decode"]
+
+
+@pytest.mark.parametrize("routing", ["lynx", "oea"])
+def test_stopped_rows_have_no_say_in_batch_aware_routing(moe_path, routing):
+    # A request that stops on a token has a row in the next (already launched) step; the
+    # device must drop it, or its vote would change the others' experts and tokens.
+    reqs = random_requests(3, 8)
+    free, _ = run_staggered(moe_path, reqs, overlap=False, routing=routing)
+    stops = sorted({o.token_ids[1] for o in free if len(o.token_ids) > 3})
+    reqs = random_requests(3, 8, stop_token_ids=stops)
+    reqs.append(([3, 1, 4], SamplingParams(max_tokens=30, temperature=0, ignore_eos=True)))
+    sync, sync_engine = run_staggered(moe_path, reqs, overlap=False, routing=routing)
+    over, over_engine = run_staggered(moe_path, reqs, overlap=True, routing=routing)
+    assert sum(o.finish_reason == "stop" for o in sync) >= 2
+    assert [o.token_ids for o in over] == [o.token_ids for o in sync]
+    assert [o.finish_reason for o in over] == [o.finish_reason for o in sync]
+    # the discarded rows count neither in the batch size nor in the expert counts
+    assert decode_stats(over_engine) == decode_stats(sync_engine)
+
+
+def test_stop_strings_collect_before_launching(moe_path):
+    llm = LLM(str(moe_path), device="cpu", dtype="float32")
+    prompts = ["hello there", "the cat sat", "one two three four"]
+    free = llm.generate(prompts, SamplingParams(max_tokens=12, temperature=0))
+    stop = next(o.text[3:5] for o in free if len(o.text) > 6)
+    params = SamplingParams(max_tokens=12, temperature=0, stop=[stop])
+    outs = {}
+    for overlap in (False, True):
+        run = LLM(str(moe_path), routing="lynx", device="cpu", dtype="float32", overlap_decode=overlap)
+        outs[overlap] = [(o.token_ids, o.text, o.finish_reason) for o in run.generate(prompts, params)]
+    assert outs[True] == outs[False]
+    assert any(reason == "stop" for _, _, reason in outs[True])
+
+
+def test_no_step_left_in_flight_between_runs(moe_path):
+    import time
+
+    llm = LLM(str(moe_path), device="cpu", dtype="float32", overlap_decode=True)
+    reqs = random_requests(4, 4)
+    free = llm.generate([p for p, _ in reqs], SamplingParams(max_tokens=6, temperature=0, ignore_eos=True))
+    stop = SamplingParams(max_tokens=6, temperature=0, stop_token_ids=[free[0].token_ids[1]], ignore_eos=True)
+    llm.generate([p for p, _ in reqs], stop)  # request 0 stops early: a discarded row is in flight at the end
+    assert llm.engine._inflight is None
+    time.sleep(0.3)
+    llm.reset_stats()
+    llm.generate([p for p, _ in reqs], stop)
+    decode = [s for s in llm.step_stats() if s.phase == "decode"]
+    assert decode and max(s.duration_s for s in decode) < 0.25  # no step counted across the pause

@@ -275,3 +275,21 @@ def test_interp_select_experts_dispatches_to_triton(monkeypatch: pytest.MonkeyPa
     assert calls == ["lynx"]
     assert torch.equal(got_ids, want_ids)
     torch.testing.assert_close(got_w, want_w, rtol=2e-6, atol=1e-30)
+
+
+@needs_triton
+def test_tally_buffers_are_checked_before_the_kernel_writes() -> None:
+    from lynx.kernels.routing_triton import select_experts_triton
+    from lynx.routing.tally import LayerTally
+
+    logits = torch.randn(6, 16)
+    p = resolve_params("lynx", {}, 16, 2)
+    for bad, message in [
+        (LayerTally(torch.zeros(2, 8, dtype=torch.int32), None), "tally.hits"),
+        (LayerTally(torch.zeros(16, 2, dtype=torch.int32).t(), None), "tally.hits"),
+        (LayerTally(torch.zeros(2, 16, dtype=torch.int32), torch.zeros(5, 16)), "tally.logits"),
+        (LayerTally(torch.zeros(2, 16, dtype=torch.int32), torch.zeros(6, 16, dtype=torch.float64)), "tally.logits"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            select_experts_triton(logits, 2, "lynx", "softmax", True, None, p, tally=bad)
+

@@ -38,8 +38,9 @@ class EngineConfig:
     record_stats: bool = True
     # Launch decode step n+1 before collecting step n's tokens (input ids stay on the device),
     # hiding the host's per-step work behind the GPU's. Tokens are unchanged; a sequence that
-    # stops on EOS or a stop string costs one discarded row in the step after its last.
-    overlap_decode: bool = True
+    # stops on EOS or a stop id costs one discarded (invalid) row in the step after its last.
+    # None: on for CUDA devices, off on the CPU (where launches are synchronous anyway).
+    overlap_decode: bool | None = None
     load_format: str = "auto"  # "auto": read the checkpoint; "dummy": random weights (timing only)
 
     def __post_init__(self) -> None:

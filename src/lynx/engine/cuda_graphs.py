@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lynx.context import ForwardContext, forward_context
-from lynx.engine.sequence import Sequence
+from lynx.engine.sequence import STOP_SLOTS, Sequence, stop_table
 
 if TYPE_CHECKING:
     from lynx.engine.model_runner import ModelRunner
@@ -37,15 +37,17 @@ class DecodeGraphs:
         dev = runner.device
         self.width = -(-runner.max_model_len // runner.block_size)  # block-table columns
         # Inputs live in two static device buffers filled from pinned host mirrors with
-        # one copy each per step: [ids | positions | slots | source rows] int64 and
-        # [context lens | tables] int32. The host mirrors alternate between two copies: with
-        # overlapped decode the host stages step n+1 while step n's copy may not have run.
-        self.host64 = [torch.zeros(4 * b, dtype=torch.int64, pin_memory=True) for _ in range(2)]
+        # one copy each per step: [ids | positions | slots | source rows | stop ids] int64
+        # and [context lens | tables] int32. The host mirrors alternate between two copies:
+        # with overlapped decode the host stages step n+1 while step n's copy may not have run.
+        words = (4 + STOP_SLOTS) * b
+        self.host64 = [torch.zeros(words, dtype=torch.int64, pin_memory=True) for _ in range(2)]
         self.host32 = [torch.zeros(b * (1 + self.width), dtype=torch.int32, pin_memory=True) for _ in range(2)]
         self.turn = 0
-        self.dev64 = torch.zeros(4 * b, dtype=torch.int64, device=dev)
+        self.dev64 = torch.zeros(words, dtype=torch.int64, device=dev)
         self.dev32 = torch.zeros(b * (1 + self.width), dtype=torch.int32, device=dev)
-        self.input_ids, self.positions, self.slot_mapping, self.src_rows = self.dev64.view(4, b)  # [b] each
+        self.input_ids, self.positions, self.slot_mapping, self.src_rows = self.dev64[: 4 * b].view(4, b)  # [b] each
+        self.stop_ids = self.dev64[4 * b :].view(b, STOP_SLOTS)  # [b, S], -1 padded
         self.context_lens = self.dev32[:b]  # [b]
         self.block_tables = self.dev32[b:].view(b, self.width)  # [b, width]
         self.valid = torch.zeros(b, dtype=torch.bool, device=dev)
@@ -58,24 +60,22 @@ class DecodeGraphs:
         self.context_lens.fill_(1)
         self.slot_mapping.fill_(runner.trash_slot)
         self.src_rows.fill_(-1)
+        self.stop_ids.fill_(-1)
         self._capture_all()
 
     def can_run(self, n: int) -> bool:
         return n <= self.buckets[-1]
 
-    def _context(self, b: int) -> ForwardContext:
+    def _forward(self, b: int) -> torch.Tensor:
         r = self.runner
-        return ForwardContext(
+        ids, valid = r.input_ids(self.input_ids[:b], self.src_rows[:b], self.stop_ids[:b], self.valid[:b])  # [b] each
+        ctx = ForwardContext(
             is_prefill=False, slot_mapping=self.slot_mapping[:b], block_tables=self.block_tables[:b],
-            context_lens=self.context_lens[:b], valid=self.valid[:b], routing_policy=r.routing_policy,
+            context_lens=self.context_lens[:b], valid=valid, routing_policy=r.routing_policy,
             routing_params=r.routing_params, expert_tally=self.tally,
         )
-
-    def _forward(self, b: int) -> torch.Tensor:
-        ctx = self._context(b)
         if self.tally is not None:
             self.tally.reset()
-        ids = self.runner.input_ids(self.input_ids[:b], self.src_rows[:b])  # [b]
         with forward_context(ctx):
             hidden = self.runner.model(ids, self.positions[:b])  # [b, H]
         self.expert_counts = self.runner.finish_tally(ctx, b)  # the same static buffer every bucket
@@ -96,11 +96,13 @@ class DecodeGraphs:
         self.valid.fill_(False)
         torch.cuda.synchronize(self.runner.device)
 
-    def run(self, seqs: list[Sequence], src_rows: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def run(self, seqs: list[Sequence], src_rows: list[int] | None = None,
+            stop_ids: list[list[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stage the inputs of ``seqs`` and replay their bucket's graph.
 
         ``src_rows``: per sequence, the previous step's row holding its pending last token
-        (see :meth:`ModelRunner.launch`), or -1 when the host knows it.
+        (see :meth:`ModelRunner.launch`), or -1 when the host knows it; ``stop_ids``: the
+        pending token values that mean the sequence has stopped (:meth:`ModelRunner.input_ids`).
         """
         n = len(seqs)
         b = next(x for x in self.buckets if x >= n)
@@ -108,7 +110,8 @@ class DecodeGraphs:
         host64, host32 = self.host64[self.turn], self.host32[self.turn]
         self.turn ^= 1
         np64, np32 = host64.numpy(), host32.numpy()
-        ids, pos, slots, src = np64.reshape(4, bmax)
+        ids, pos, slots, src = np64[: 4 * bmax].reshape(4, bmax)
+        stops = np64[4 * bmax :].reshape(bmax, STOP_SLOTS)
         ctx_lens, tables = np32[:bmax], np32[bmax:].reshape(bmax, self.width)
         for i, seq in enumerate(seqs):
             p = len(seq) - 1
@@ -117,6 +120,9 @@ class DecodeGraphs:
             slots[i] = table[p // bs] * bs + p % bs
             tables[i, : len(table)] = table  # columns past the context are never read
         src[:n] = src_rows if src_rows is not None else -1
+        stops[:b] = -1
+        if stop_ids is not None and any(stop_ids):
+            stops[:n] = stop_table(stop_ids, n)
         # Padding rows: trash KV slot, one attended position (block 0), no routing say.
         ids[n:b], pos[n:b], slots[n:b], ctx_lens[n:b], src[n:b] = 0, 0, trash, 1, -1
         tables[n:b, 0] = 0

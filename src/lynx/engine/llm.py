@@ -74,6 +74,7 @@ class LLM:
                     finished[out.request_id] = out
                     bar.update(1)
         bar.close()
+        self.engine.collect_inflight()  # a last step of discarded rows: counted now, not in the next run
         for rid in order:
             self.engine.release(rid)
         return [finished[rid] for rid in order]
@@ -90,4 +91,5 @@ class LLM:
         return list(self.engine.step_stats)
 
     def reset_stats(self) -> None:
+        self.engine.collect_inflight()
         self.engine.step_stats.clear()

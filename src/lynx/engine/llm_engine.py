@@ -19,12 +19,13 @@ from lynx.engine.model_runner import LaunchedStep, ModelRunner, StepOutput
 from lynx.engine.outputs import RequestMetrics, RequestOutput, StepStats, summarize_steps
 from lynx.engine.sampling_params import SamplingParams
 from lynx.engine.scheduler import Scheduler
-from lynx.engine.sequence import PENDING, Sequence
+from lynx.engine.sequence import PENDING, STOP_SLOTS, Sequence
 from lynx.errors import CheckpointError, LynxError, RequestError
 from lynx.models.config import ModelConfig, load_config_dict, parse_model_config
 from lynx.routing import RoutingConfig
 
 log = logging.getLogger(__name__)
+
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -113,6 +114,9 @@ class LLMEngine:
         self.step_stats: list[StepStats] = []
         self._ids = itertools.count()
         self._rng = random.Random(config.seed)
+        # Overlapped decode pays off where launches are asynchronous: on CUDA unless configured.
+        self.overlap_decode = (self.device.type == "cuda" if config.overlap_decode is None
+                               else config.overlap_decode)
         self._inflight: _Inflight | None = None  # overlapped decode: the step launched last
         self._last_result: float | None = None  # when the previous decode step's results arrived
         self._carried: list[RequestOutput] = []  # outputs collected outside step(), returned by the next
@@ -125,7 +129,7 @@ class LLMEngine:
     def set_routing(self, policy: str, **params: Any) -> None:
         """Switch the decode routing policy of the loaded model (re-captures CUDA graphs)."""
         resolved = self._resolve_routing(policy, params)
-        self._carried += self._collect_inflight()  # the graphs it ran in are about to go
+        self.collect_inflight()  # the graphs it ran in are about to go
         self.config.routing, self.config.routing_params = policy, resolved
         self.runner.set_routing(policy, resolved)
 
@@ -205,25 +209,35 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         """Run one prefill or decode iteration; outputs of the requests it advanced.
 
-        With ``overlap_decode`` a decode step is launched and the *previous* decode step's
+        With overlapped decode a decode step is launched and the *previous* decode step's
         tokens are collected while it runs, so the GPU never waits for the host's
-        scheduling and bookkeeping. Its input ids come from the device; a sequence that
-        stops on EOS or a stop string therefore runs one extra (discarded) row.
+        scheduling and bookkeeping. Its input ids come from the device. A sequence whose
+        pending token turns out to be a stop token still has a row in the step after: the
+        device spots it (the row's stop ids) and marks the row invalid, so it has no say in
+        batch-aware routing or the expert counts, and its output is discarded.
         """
         results, self._carried = self._carried, []
         seqs, is_prefill = self.scheduler.schedule()
+        if self.scheduler.out_of_cache:
+            results += self._end_out_of_cache()
         if not seqs:
             return results + self._collect_inflight()
-        if is_prefill or not self.config.overlap_decode:
+        if is_prefill or not self.overlap_decode:
             results += self._collect_inflight()  # a prefill waits for the GPU anyway
             start = time.perf_counter()
             out = self.runner.run(seqs, is_prefill)
             return results + self._apply(seqs, out, is_prefill, time.perf_counter() - start)
+        if any(s.num_pending and self._pending_stop_ids(s) is None for s in seqs):
+            results += self._collect_inflight()  # a stop the device cannot check: resolve first
+        seqs = [s for s in seqs if not s.is_finished]  # some may have stopped on a collected token
+        if not seqs:
+            return results
+        stops = [self._pending_stop_ids(s) or [] for s in seqs]
         inflight = self._inflight
         rows = inflight.step.row_of() if inflight is not None else {}
         src = [rows[s.seq_id] if s.num_pending else -1 for s in seqs]
         launched_at = time.perf_counter()
-        step = self.runner.launch(seqs, False, src)
+        step = self.runner.launch(seqs, False, src, stops)
         for seq in seqs:
             seq.num_cached_tokens = len(seq)  # the step writes the K/V of its last token
             seq.token_ids.append(PENDING)
@@ -231,6 +245,37 @@ class LLMEngine:
         results += self._collect_inflight()
         self._inflight = _Inflight(step, launched_at)
         return results
+
+    def _end_out_of_cache(self) -> list[RequestOutput]:
+        """End the sequences the whole KV cache cannot hold any more (finish reason "length")."""
+        seqs, self.scheduler.out_of_cache = self.scheduler.out_of_cache, []
+        results = self._collect_inflight() if any(s.num_pending for s in seqs) else []  # keep their last token
+        now = time.monotonic()
+        for seq in seqs:
+            if seq.is_finished:
+                continue  # stopped on the token just collected
+            seq.finish_reason, seq.finish_time = "length", now
+            self.scheduler.finish(seq)
+            results.append(self.output(seq))
+        return results
+
+    def _pending_stop_ids(self, seq: Sequence) -> list[int] | None:
+        """Token ids that, as ``seq``'s pending token, would stop it (checked on the device);
+        ``None`` if a stop cannot be decided there (stop strings, too many stop ids)."""
+        if not seq.num_pending:
+            return []
+        p = seq.params
+        if p.stop:
+            return None
+        if seq.num_scheduled_outputs < p.min_tokens:
+            return []
+        ids = sorted(set(p.stop_token_ids) | (set() if p.ignore_eos else self.eos_ids))
+        return ids if len(ids) <= STOP_SLOTS else None  # more: collect first
+
+    def collect_inflight(self) -> None:
+        """Finish the decode step in flight now; its outputs come with the next :meth:`step`
+        (callers that end a run, or reset statistics, so no step is left half-counted)."""
+        self._carried += self._collect_inflight()
 
     def _collect_inflight(self) -> list[RequestOutput]:
         """Wait for the decode step in flight (if any) and apply its tokens."""
@@ -251,11 +296,13 @@ class LLMEngine:
         if is_prefill:
             self._last_result = None
         counts = out.expert_counts or []
-        self.step_stats.append(StepStats(
-            step=len(self.step_stats), phase="prefill" if is_prefill else "decode", batch_size=len(seqs),
-            num_tokens=sum(len(s) for s in seqs) if is_prefill else len(seqs), duration_s=duration,
-            experts_before=[c[0] for c in counts], experts_after=[c[1] for c in counts],
-        ))
+        live = sum(not s.is_finished for s in seqs)  # rows of requests that stopped meanwhile do not count
+        if live:
+            self.step_stats.append(StepStats(
+                step=len(self.step_stats), phase="prefill" if is_prefill else "decode", batch_size=live,
+                num_tokens=sum(len(s) for s in seqs) if is_prefill else live, duration_s=duration,
+                experts_before=[c[0] for c in counts], experts_after=[c[1] for c in counts],
+            ))
         results = []
         for seq, token in zip(seqs, out.token_ids):
             if seq.is_finished:

@@ -15,7 +15,7 @@ from lynx.context import ForwardContext, forward_context
 from lynx.engine.config import EngineConfig
 from lynx.engine.cuda_graphs import DecodeGraphs
 from lynx.engine.sampler import SamplingBatch, sample
-from lynx.engine.sequence import Sequence
+from lynx.engine.sequence import Sequence, stop_table
 from lynx.models.config import ModelConfig
 from lynx.models.loader import load_model
 from lynx.routing.tally import ExpertTally
@@ -178,26 +178,39 @@ class ModelRunner:
         )
         return self._tensor(ids, torch.int64), self._tensor(pos, torch.int64), ctx, [c - 1 for c in cu[1:]]
 
-    def input_ids(self, host_ids: torch.Tensor, src_rows: torch.Tensor) -> torch.Tensor:
-        """``[n]`` decode input ids: ``last_tokens[src]`` where ``src >= 0`` (a token the
-        previous step computed and the host has not seen yet), ``host_ids`` elsewhere."""
-        gathered = self.last_tokens[src_rows.clamp(min=0)]  # [n]
-        return torch.where(src_rows >= 0, gathered, host_ids)
+    def input_ids(self, host_ids: torch.Tensor, src_rows: torch.Tensor, stop_ids: torch.Tensor,
+                  valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode input ids ``[n]`` and the rows still live ``[n]`` bool, on the device.
 
-    def prepare_decode(self, seqs: list[Sequence], src_rows: list[int] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, ForwardContext]:
+        ``src_rows[i] >= 0``: row ``i``'s input is a token the previous step computed (in
+        that row of :attr:`last_tokens`) and the host has not seen yet, else ``host_ids[i]``.
+        If that pending token is one of ``stop_ids[i]`` (``[n, S]``, -1 padded) the
+        request has already stopped: the row is marked not ``valid`` (no routing vote, no
+        expert count) and its output is discarded by the engine.
+        """
+        gathered = self.last_tokens[src_rows.clamp(min=0)]  # [n]
+        pending = src_rows >= 0  # [n]
+        ids = torch.where(pending, gathered, host_ids)  # [n]
+        stopped = (stop_ids == gathered[:, None]).any(dim=-1) & pending  # [n]
+        return ids, valid & ~stopped
+
+    def prepare_decode(self, seqs: list[Sequence], src_rows: list[int] | None = None,
+                       stop_ids: list[list[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor, ForwardContext]:
         """Eager decode inputs (CUDA graphs stage their own, see :mod:`cuda_graphs`)."""
+        n = len(seqs)
         width = max(len(s.block_table) for s in seqs)  # block tables padded to the longest
         host_ids = self._tensor([max(s.last_token, 0) for s in seqs], torch.int64)
-        src = self._tensor(src_rows if src_rows is not None else [-1] * len(seqs), torch.int64)
-        ids = self.input_ids(host_ids, src)
+        src = self._tensor(src_rows if src_rows is not None else [-1] * n, torch.int64)
+        stops = stop_table(stop_ids, n)
+        ids, valid = self.input_ids(host_ids, src, self._tensor(stops, torch.int64),
+                                    torch.ones(n, dtype=torch.bool, device=self.device))
         pos = [len(s) - 1 for s in seqs]
         slots = [self._slots(s, len(s) - 1, len(s))[0] for s in seqs]
         tables = [s.block_table + [0] * (width - len(s.block_table)) for s in seqs]
         ctx = ForwardContext(
             is_prefill=False, slot_mapping=self._tensor(slots, torch.int64),
             block_tables=self._tensor(tables, torch.int32), context_lens=self._tensor([len(s) for s in seqs], torch.int32),
-            routing_policy=self.routing_policy, routing_params=self.routing_params,
+            valid=valid, routing_policy=self.routing_policy, routing_params=self.routing_params,
             expert_tally=self.new_tally(len(seqs), is_prefill=False),
         )
         return ids, self._tensor(pos, torch.int64), ctx
@@ -220,11 +233,13 @@ class ModelRunner:
         return self.launch(seqs, is_prefill).wait()
 
     @torch.inference_mode()
-    def launch(self, seqs: list[Sequence], is_prefill: bool, src_rows: list[int] | None = None) -> LaunchedStep:
+    def launch(self, seqs: list[Sequence], is_prefill: bool, src_rows: list[int] | None = None,
+               stop_ids: list[list[int]] | None = None) -> LaunchedStep:
         """Enqueue one step (forward, sampling, copy of the results to the host).
 
         ``src_rows[i] >= 0`` says that sequence ``i``'s last token is still pending: the
-        previous decode step computed it in that row of :attr:`last_tokens`.
+        previous decode step computed it in that row of :attr:`last_tokens`; if it is one
+        of ``stop_ids[i]`` the row is dropped on the device (see :meth:`input_ids`).
         """
         if is_prefill:
             ids, pos, ctx, last = self.prepare_prefill(seqs)
@@ -233,9 +248,9 @@ class ModelRunner:
             logits = self.model.compute_logits(hidden[self._tensor(last, torch.int64)])  # [B, V]
             counts = self.finish_tally(ctx, len(ids))
         elif self.graphs is not None and self.graphs.can_run(len(seqs)):
-            logits, counts = self.graphs.run(seqs, src_rows)
+            logits, counts = self.graphs.run(seqs, src_rows, stop_ids)
         else:
-            ids, pos, ctx = self.prepare_decode(seqs, src_rows)
+            ids, pos, ctx = self.prepare_decode(seqs, src_rows, stop_ids)
             with forward_context(ctx):
                 hidden = self.model(ids, pos)
             logits = self.model.compute_logits(hidden)

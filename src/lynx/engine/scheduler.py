@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from lynx.engine.block_manager import BlockManager
+from lynx.engine.block_manager import BlockManager, blocks_for
 from lynx.engine.sequence import Sequence, SequenceStatus
 
 
@@ -26,6 +26,9 @@ class Scheduler:
         self.waiting: deque[Sequence] = deque()
         self.running: deque[Sequence] = deque()
         self.num_preemptions = 0
+        # Sequences that outgrew the whole KV cache: no preemption can make room, so the
+        # engine ends them (finish reason "length") instead of recomputing them forever.
+        self.out_of_cache: list[Sequence] = []
 
     def add(self, seq: Sequence) -> None:
         self.waiting.append(seq)
@@ -70,6 +73,9 @@ class Scheduler:
             seq = self.running.popleft()
             if self._done_once_resolved(seq):
                 held.append(seq)
+                continue
+            if blocks_for(len(seq), self.blocks.block_size) > self.blocks.num_blocks:
+                self.out_of_cache.append(seq)
                 continue
             while not self.blocks.can_allocate(seq):
                 if self.running:

@@ -12,6 +12,19 @@ from lynx.engine.sampling_params import SamplingParams
 # Stands for a token that an in-flight decode step is still computing on the device
 # (overlapped decode, see LLMEngine): it holds the position, the value comes later.
 PENDING = -1
+# Stop ids per sequence that a decode step checks on the device for a pending token (a
+# static width, for CUDA graphs; see ModelRunner.input_ids).
+STOP_SLOTS = 8
+
+
+def stop_table(stop_ids: list[list[int]] | None, rows: int) -> list[list[int]]:
+    """``[rows, STOP_SLOTS]`` stop ids padded with -1 (never a token id)."""
+    table = [[-1] * STOP_SLOTS for _ in range(rows)]
+    for row, ids in zip(table, stop_ids or []):
+        if len(ids) > STOP_SLOTS:
+            raise ValueError(f"{len(ids)} stop ids for one row; at most {STOP_SLOTS} are checked on the device")
+        row[: len(ids)] = ids
+    return table
 
 
 class SequenceStatus(enum.Enum):

@@ -110,6 +110,13 @@ def select_experts_triton(
         HAS_VALID=has_valid, KEY16=key16, WIDE=wide, PACK64=cfg.lynx_pack64 and key16 and policy == "lynx",
         K=top_k, KP=kp, BETA=beta, K0=k0, K0P=next_pow2(k0), BN=bn,
     )
+    if tally is not None:  # the kernel writes through raw pointers: no bounds or stride checks there
+        if tuple(tally.hits.shape) != (2, n) or not tally.hits.is_contiguous() or tally.hits.dtype != torch.int32:
+            raise ValueError(f"tally.hits must be a contiguous int32 [2, {n}] tensor, got {tuple(tally.hits.shape)}")
+        kept = tally.logits
+        if kept is not None and (kept.shape[0] < t or kept.shape[1] != n or not kept.is_contiguous()
+                                 or kept.dtype != torch.float32):
+            raise ValueError(f"tally.logits must be a contiguous float32 [>= {t}, {n}] tensor, got {tuple(kept.shape)}")
     mode = rk.TALLY_NONE if tally is None else rk.TALLY_MARKS if tally.logits is None else rk.TALLY_LOGITS
     route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea", TALLY=mode)
     hits = ids if tally is None else tally.hits  # unread without a tally
