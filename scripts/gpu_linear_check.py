@@ -7,8 +7,8 @@ On a CPU box, to catch bugs first (tiny shapes, Triton interpreter, wall clock, 
     python scripts/gpu_linear_check.py --dry-run
 
 Phases (every record also goes to the JSON; failures are recorded, not fatal):
-  hbm     read bandwidth, measured as ``lynx.bench.roofline.measure_hbm_bandwidth`` does
-          (median time of summing a 4 GiB bf16 tensor).
+  hbm     read bandwidth from ``lynx.bench.roofline.measure_hbm_bandwidth`` (median time of
+          summing a 4 GiB bf16 tensor).
   check   every shape x T with the default config on fresh random bf16 inputs vs an fp32
           ``F.linear`` (TF32 off): rel. error < 1e-2 (bf16 out) / 1e-4 (fp32 out), cuBLAS's
           error alongside; repeat calls bit-identical; fp32 inputs (IEEE dot, 1e-5); a bias;
@@ -24,7 +24,8 @@ Phases (every record also goes to the JSON; failures are recorded, not fatal):
           kernel variants in total, checks and defaults included) is spread evenly; a
           candidate that needs no new compile (e.g. another split count) is always timed.
 The compact table (shape, T, cuBLAS us, default us, best us + config, TB/s) is printed last.
-Only ``lynx.kernels`` is imported (``lynx`` as a bare namespace package), never the engine.
+``lynx`` is imported as a bare namespace package: only ``lynx.kernels``, ``lynx.bench.gpu_check``
+(records, budget, error guard) and ``lynx.bench.roofline`` are loaded, never the engine or models.
 """
 
 from __future__ import annotations
@@ -35,12 +36,17 @@ import math
 import os
 import sys
 import time
-import traceback
 import types
 from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# lynx from this checkout as a bare namespace package: its __init__ would import the engine
+sys.modules["lynx"] = types.ModuleType("lynx")
+sys.modules["lynx"].__path__ = [str(ROOT / "src" / "lynx")]
+
+from lynx.bench.gpu_check import RunContext  # noqa: E402  (after the bare lynx; imports no torch/triton)
+
 # name: (K, N, fp32 out). Order = priority (a budget stop cuts the end).
 SHAPES = {
     "q30b.qkv": (2048, 5120, False), "q30b.o": (4096, 2048, False), "q30b.router": (2048, 128, True),
@@ -57,47 +63,46 @@ def tiny(k: int, n: int) -> tuple[int, int]:
     return max(64, k // 16), max(16, n // (256 if n > 100000 else 32))
 
 
-class Run:
-    """Shared state: device, records, compile budget, deadline, JSON output."""
+def is_cuda_fault(exc: BaseException) -> bool:
+    """True for an error after which the CUDA context is unusable (illegal address, ...)."""
+    msg = f"{type(exc).__name__}: {exc}"
+    return "CUDA error" in msg or "illegal" in msg.lower() or "AcceleratorError" in msg
+
+
+class Run(RunContext):
+    """``RunContext`` (deadline, records, printing, error guard) plus this script's state:
+    device, compile budget, the ``dead`` flag and the JSON output with metadata."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
 
+        self.start = time.time()
+        # result=None: the JSON is a dict with metadata, written by flush() (not a bare record list)
+        super().__init__(self.start + args.budget_s, result=None, max_error_chars=500)
         self.args, self.torch = args, torch
         self.dry = args.dry_run
         self.device = torch.device("cpu" if self.dry else "cuda")
-        self.start = time.time()
-        self.deadline = self.start + args.budget_s
-        self.records: list[dict] = []
         self.compiled: set[tuple] = set()  # kernel variants launched so far (an estimate of Triton's cache keys)
         self.skipped_for_budget = 0
         self.dead = False  # a CUDA error poisoned the context: stop touching the GPU
         self.out_path = Path(args.out) if args.out else None
 
-    def left(self) -> float:
-        return self.deadline - time.time()
-
-    def record(self, **rec: object) -> dict:
-        self.records.append(rec)
-        print("  " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()),
-              flush=True)
-        return rec
-
-    def guard(self, what: str, fn, *a, **kw):
-        """Run ``fn``; on error record it and return None (a CUDA fault stops the GPU work)."""
+    def guard(self, what: str, fn, *args, **kwargs):
+        """``RunContext.guard``, skipped once a CUDA fault (which sets ``dead``) has poisoned the context."""
         if self.dead:
             return None
-        try:
-            return fn(*a, **kw)
-        except Exception as exc:  # one failing config must not hide the rest
-            msg = f"{type(exc).__name__}: {exc}"
-            print(f"!! {what} failed: {msg[:400]}\n{traceback.format_exc(limit=3)}", flush=True)
-            self.record(kind="error", what=what, error=msg[:500])
-            if "CUDA error" in msg or "illegal" in msg.lower() or "AcceleratorError" in msg:
-                self.dead = True
-            return None
+
+        def watched():
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                self.dead = self.dead or is_cuda_fault(exc)
+                raise
+
+        return super().guard(what, watched)
 
     def flush(self, extra: dict | None = None) -> None:
+        """Write all records and ``extra`` metadata to ``--out`` (if any)."""
         if self.out_path is None:
             return
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,13 +110,9 @@ class Run:
 
 
 def import_kernels(interpret: bool) -> None:
-    """Import only ``lynx.kernels`` modules: ``lynx`` becomes a bare namespace (skips the engine)."""
+    """Prepare the ``lynx.kernels`` imports (``lynx`` is already a bare namespace, see the top)."""
     if interpret:
         os.environ["TRITON_INTERPRET"] = "1"  # before any @triton.jit function is defined
-    pkg = types.ModuleType("lynx")
-    pkg.__path__ = [str(ROOT / "src" / "lynx")]
-    sys.modules["lynx"] = pkg
-    if interpret:
         from lynx.kernels.triton_interpret import patch_interpreter
 
         patch_interpreter()
@@ -119,24 +120,6 @@ def import_kernels(interpret: bool) -> None:
 
 def rel_err(out, ref) -> float:
     return float((out.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-30))
-
-
-def measure_hbm_bandwidth(torch, device, gib: float = 4.0, iters: int = 20) -> float:
-    """Copy of ``lynx.bench.roofline.measure_hbm_bandwidth`` (importing it pulls in the model code)."""
-    n = int(gib * (1 << 30) // 2)
-    x = torch.randn(n, device=device, dtype=torch.bfloat16)
-    times = []
-    for i in range(iters + 3):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        x.sum(dtype=torch.float32)
-        end.record()
-        torch.cuda.synchronize(device)
-        if i >= 3:
-            times.append(start.elapsed_time(end) / 1e3)
-    del x
-    times.sort()
-    return (n * 2) / times[len(times) // 2]
 
 
 # ----------------------------------------------------------------------------- kernel variants
@@ -450,12 +433,13 @@ def main() -> int:
         print("no CUDA device: run with --dry-run on a CPU machine", file=sys.stderr)
         return 2
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 references must be real fp32
+    from lynx.bench.roofline import measure_hbm_bandwidth
     from lynx.kernels import skinny_gemm as sg
 
     run = Run(args)
     hbm = None
     if not run.dry:
-        hbm = run.guard("hbm", measure_hbm_bandwidth, torch, run.device)
+        hbm = run.guard("hbm", measure_hbm_bandwidth, run.device)
         if hbm:
             run.record(kind="hbm", TBps=hbm / 1e12)
     cases: list[Case] = []

@@ -9,10 +9,13 @@ the fastest a step can be; a step time over this floor is the engine's overhead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from lynx.models.config import ModelConfig
+if TYPE_CHECKING:  # annotations only: importing the model code here would pull it into the
+    # engine-free GPU scripts (scripts/gpu_linear_check.py uses measure_hbm_bandwidth)
+    from lynx.models.config import ModelConfig
 
 
 @dataclass(frozen=True, slots=True)
