@@ -15,15 +15,17 @@ from lynx.routing.tally import ExpertTally, LayerTally, mark_experts
 def test_tally_matches_per_layer_counts(policy, pad, keep_logits):
     g = torch.Generator().manual_seed(7)
     layers, t, n, k = 3, 12, 32, 4
-    tally = ExpertTally(layers, n, k, device=torch.device("cpu"), max_tokens=t + pad if keep_logits else 0)
+    # sized for more rows than the step has, like the graphs' shared tally across buckets
+    tally = ExpertTally(layers, n, k, device=torch.device("cpu"), max_tokens=t + pad + 5 if keep_logits else 0)
     valid = torch.arange(t + pad) < t
     tally.reset()
     want = []
     for layer in range(layers):
         logits = torch.randn(t + pad, n, generator=g) * 2 + torch.randn(n, generator=g) * 2  # [T, N]
-        if pad:  # padding rows prefer experts no valid row uses: marking them would show
+        logits[:t, n - k - 1 :] = -1e4  # no valid row wants the last k+1 experts...
+        if pad:  # ...which padding rows prefer: marking them would show in both counts
             logits[t:] = -1e4
-            logits[t:, : k + 1] = 1e4
+            logits[t:, n - k - 1 :] = 1e4
         _, ids = select_experts(logits, k, policy=policy, valid=valid, tally=tally.layer(layer))
         _, plain = select_experts(logits, k, policy="topk", valid=valid)
         want.append([int(count_active_experts(plain, valid, num_experts=n)),
