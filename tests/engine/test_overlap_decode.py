@@ -56,12 +56,28 @@ def random_requests(seed, n, stop_token_ids=(), sampled=False):
 
 def test_overlap_matches_sync_with_preemption_and_sampling(moe_path):
     reqs = random_requests(0, 10, sampled=True)
-    small = dict(block_size=4, num_kv_blocks=14, max_num_seqs=5)
-    sync, _ = run_staggered(moe_path, reqs, overlap=False, **small)
+    small = dict(block_size=4, num_kv_blocks=10, max_num_seqs=5)
+    sync, sync_engine = run_staggered(moe_path, reqs, overlap=False, **small)
     over, engine = run_staggered(moe_path, reqs, overlap=True, **small)
     assert [o.token_ids for o in over] == [o.token_ids for o in sync]
     assert [o.finish_reason for o in over] == [o.finish_reason for o in sync]
     assert engine.scheduler.num_preemptions > 0  # pending tokens survived preemption
+    # a request whose in-flight token is its last gives up its blocks and seat at once,
+    # as in the synchronous loop: the same preemptions, the same batches
+    assert engine.scheduler.num_preemptions == sync_engine.scheduler.num_preemptions
+    assert decode_stats(engine) == decode_stats(sync_engine)
+
+
+def test_length_limited_requests_batch_as_in_the_synchronous_loop(moe_path):
+    # max_num_seqs below the number of requests: a request finishing on its length frees
+    # its seat for the next prefill at the same step as without overlap, so even the
+    # batch-aware policies see the same batches and produce the same tokens.
+    reqs = random_requests(5, 9)
+    for routing in ("lynx", "oea"):
+        sync, sync_engine = run_staggered(moe_path, reqs, overlap=False, routing=routing, max_num_seqs=3)
+        over, engine = run_staggered(moe_path, reqs, overlap=True, routing=routing, max_num_seqs=3)
+        assert [o.token_ids for o in over] == [o.token_ids for o in sync], routing
+        assert decode_stats(engine) == decode_stats(sync_engine), routing
 
 
 def test_overlap_stop_tokens_discard_the_extra_row(moe_path):

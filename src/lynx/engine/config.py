@@ -37,8 +37,11 @@ class EngineConfig:
     seed: int = 0
     record_stats: bool = True
     # Launch decode step n+1 before collecting step n's tokens (input ids stay on the device),
-    # hiding the host's per-step work behind the GPU's. Tokens are unchanged; a sequence that
-    # stops on EOS or a stop id costs one discarded (invalid) row in the step after its last.
+    # hiding the host's per-step work behind the GPU's. A sequence that stops on EOS or a stop
+    # id costs one discarded (invalid) row in the step after its last and keeps its seat and
+    # blocks one step longer; under top-k, and whenever requests end on their length, the
+    # tokens are those of the synchronous loop, while under LYNX/OEA that later seat can
+    # change who shares a step (as any difference in arrival timing would).
     # None: on for CUDA devices, off on the CPU (where launches are synchronous anyway).
     overlap_decode: bool | None = None
     load_format: str = "auto"  # "auto": read the checkpoint; "dummy": random weights (timing only)

@@ -38,15 +38,23 @@ class Scheduler:
 
     def schedule(self) -> tuple[list[Sequence], bool]:
         """The next batch and whether it is a prefill batch. Empty when nothing can run."""
-        batch = self._schedule_prefill()
+        # A sequence whose in-flight token is certainly its last is finished in all but name:
+        # its KV is never read again, so its blocks and its seat go to others now, exactly as
+        # if it had been collected (the in-flight step's writes precede any reuse on the stream).
+        done = 0
+        for seq in self.running:
+            if self._done_once_resolved(seq):
+                self.blocks.free_seq(seq)
+                done += 1
+        batch = self._schedule_prefill(done)
         if batch:
             return batch, True
         return self._schedule_decode(), False
 
-    def _schedule_prefill(self) -> list[Sequence]:
+    def _schedule_prefill(self, done: int) -> list[Sequence]:
         batch: list[Sequence] = []
         tokens = 0
-        while self.waiting and len(self.running) + len(batch) < self.max_num_seqs:
+        while self.waiting and len(self.running) - done + len(batch) < self.max_num_seqs:
             seq = self.waiting[0]
             if tokens + len(seq) > self.max_num_batched_tokens or not self.blocks.can_allocate(seq):
                 break
