@@ -75,13 +75,14 @@ class Scheduler:
         return full or seq.num_scheduled_outputs >= seq.params.max_tokens
 
     def _schedule_decode(self) -> list[Sequence]:
+        # Sequences finishing with their in-flight token have nothing to decode, and their
+        # blocks are already free (see schedule): never a batch member nor a preemption victim.
+        held = [s for s in self.running if self._done_once_resolved(s)]
+        if held:
+            self.running = deque(s for s in self.running if not self._done_once_resolved(s))
         batch: list[Sequence] = []
-        held: list[Sequence] = []  # stay running, but have nothing to decode this step
         while self.running and len(batch) < self.max_num_seqs:
             seq = self.running.popleft()
-            if self._done_once_resolved(seq):
-                held.append(seq)
-                continue
             if blocks_for(len(seq), self.blocks.block_size) > self.blocks.num_blocks:
                 self.out_of_cache.append(seq)
                 continue
@@ -94,7 +95,8 @@ class Scheduler:
             else:
                 self.blocks.allocate(seq)
                 batch.append(seq)
-        self.running.extendleft(reversed(batch + held))
+        self.running.extendleft(reversed(batch))
+        self.running.extend(held)
         return batch
 
     def _preempt(self, seq: Sequence) -> None:
