@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from lynx.context import ForwardContext, forward_context
@@ -25,6 +26,35 @@ def batch_buckets(max_batch: int) -> list[int]:
     sizes = [1, 2, 4, 8] + list(range(16, 65, 8)) + list(range(80, 129, 16)) + list(range(160, 513, 32))
     out = [b for b in sizes if b < max_batch] + [min(max_batch, 512)]
     return sorted(set(out))
+
+
+def stage_decode_inputs(
+    seqs: list[Sequence], src_rows: list[int] | None, stop_ids: list[list[int]] | None,
+    np64: np.ndarray, np32: np.ndarray, bmax: int, bucket: int, width: int, block_size: int, trash_slot: int,
+) -> None:
+    """Write one decode step's inputs into the host mirrors of the graphs' static buffers.
+
+    ``np64`` is ``[ids | positions | slots | source rows]`` (``bmax`` each) then ``[bmax,
+    STOP_SLOTS]`` stop ids; ``np32`` is ``[context lens (bmax) | block tables [bmax, width]]``.
+    Rows ``n..bucket-1`` become padding: trash KV slot, one attended position (block 0), no
+    pending token, no stop ids (the graph also marks them invalid: no routing say).
+    """
+    n = len(seqs)
+    ids, pos, slots, src = np64[: 4 * bmax].reshape(4, bmax)
+    stops = np64[4 * bmax :].reshape(bmax, STOP_SLOTS)
+    ctx_lens, tables = np32[:bmax], np32[bmax:].reshape(bmax, width)
+    for i, seq in enumerate(seqs):
+        p = len(seq) - 1
+        ids[i], pos[i], ctx_lens[i] = max(seq.last_token, 0), p, p + 1  # a PENDING id comes from the device
+        table = seq.block_table
+        slots[i] = table[p // block_size] * block_size + p % block_size
+        tables[i, : len(table)] = table  # columns past the context are never read
+    src[:n] = src_rows if src_rows is not None else -1
+    stops[:bucket] = -1
+    if stop_ids is not None and any(stop_ids):
+        stops[:n] = stop_table(stop_ids, n)
+    ids[n:bucket], pos[n:bucket], slots[n:bucket], ctx_lens[n:bucket], src[n:bucket] = 0, 0, trash_slot, 1, -1
+    tables[n:bucket, 0] = 0
 
 
 class DecodeGraphs:
@@ -106,26 +136,11 @@ class DecodeGraphs:
         """
         n = len(seqs)
         b = next(x for x in self.buckets if x >= n)
-        bmax, bs, trash = self.max_batch, self.runner.block_size, self.runner.trash_slot
         host64, host32 = self.host64[self.turn], self.host32[self.turn]
         self.turn ^= 1
-        np64, np32 = host64.numpy(), host32.numpy()
-        ids, pos, slots, src = np64[: 4 * bmax].reshape(4, bmax)
-        stops = np64[4 * bmax :].reshape(bmax, STOP_SLOTS)
-        ctx_lens, tables = np32[:bmax], np32[bmax:].reshape(bmax, self.width)
-        for i, seq in enumerate(seqs):
-            p = len(seq) - 1
-            ids[i], pos[i], ctx_lens[i] = max(seq.last_token, 0), p, p + 1
-            table = seq.block_table
-            slots[i] = table[p // bs] * bs + p % bs
-            tables[i, : len(table)] = table  # columns past the context are never read
-        src[:n] = src_rows if src_rows is not None else -1
-        stops[:b] = -1
-        if stop_ids is not None and any(stop_ids):
-            stops[:n] = stop_table(stop_ids, n)
-        # Padding rows: trash KV slot, one attended position (block 0), no routing say.
-        ids[n:b], pos[n:b], slots[n:b], ctx_lens[n:b], src[n:b] = 0, 0, trash, 1, -1
-        tables[n:b, 0] = 0
+        stage_decode_inputs(seqs, src_rows, stop_ids, host64.numpy(), host32.numpy(), self.max_batch, b,
+                            self.width, self.runner.block_size, self.runner.trash_slot)
+        bmax = self.max_batch
         self.dev64.copy_(host64, non_blocking=True)
         self.dev32[: bmax + b * self.width].copy_(host32[: bmax + b * self.width], non_blocking=True)
         self.valid[:n].fill_(True)
