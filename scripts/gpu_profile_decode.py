@@ -125,7 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen3-30b-a3b")
     ap.add_argument("--configs", default="topk:1,topk:16,lynx:16,topk:64,lynx:64", help="policy:batch,...")
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=40, help="timed steps per config (a pipelined loop needs many)")
     ap.add_argument("--top", type=int, default=16)
     ap.add_argument("--stats", action="store_true", help="keep the per-step expert tally on")
     ap.add_argument("--json", default=None)
