@@ -293,3 +293,9 @@ def test_tally_buffers_are_checked_before_the_kernel_writes() -> None:
         with pytest.raises(ValueError, match=message):
             select_experts_triton(logits, 2, "lynx", "softmax", True, None, p, tally=bad)
 
+
+def test_fused_plan_warps() -> None:
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG, _fused_warps
+
+    assert [_fused_warps(rows, 128, DEFAULT_CONFIG) for rows in (1, 2, 8, 16, 32)] == [1, 1, 4, 4, 8]
+

@@ -35,7 +35,7 @@ class RoutingKernelConfig:
     fused_max_elems: int = 16384  # fused tile [T_pow2, N_pow2] bound (registers)
     chunk_elems: int = 8192  # batch-wide loops take chunk_elems // N_pow2 rows per step
     warps_per_row_elems: int = 256  # one warp per this many tile entries, clamped to [1, 8]
-    fused_warps: int = 0  # warps of the fused program (0: from its tile size)
+    fused_warps: int = 0  # warps of the fused program (0: from its tile size, at most 4 up to 16 rows)
     active_warps: int = 0  # warps of active_kernel for LYNX (0: from its chunk size)
     lynx_pack64: bool = False  # LYNX picks on one int64 key (16-bit logits only), see lynx_picks
 
@@ -54,6 +54,18 @@ def int32_key_fits(num_rows: int, beta: int) -> bool:
 
 def _warps(tile_elems: int, cfg: RoutingKernelConfig) -> int:
     return max(1, min(8, next_pow2(tile_elems // cfg.warps_per_row_elems)))
+
+
+def _fused_warps(rows: int, cols: int, cfg: RoutingKernelConfig) -> int:
+    """Warps of the single-program plan: from the tile size, but at most 4 up to 16 rows.
+
+    Measured on the H200 (``docs/perf/2026-11-29-r5-c1bd641-routing.json``, variant
+    ``triton-fused-w4``, N=128): at 16 rows 4 warps took 7.29 us (LYNX) / 5.58 us (OEA) per
+    call against 7.81 / 5.84 with the 8 the tile size gives; the selection loop's row
+    reductions are cheaper within fewer warps. Larger fused tiles were not measured with 4.
+    """
+    warps = _warps(rows * cols, cfg)
+    return min(4, warps) if rows <= 16 else warps
 
 
 def _alpha_bits(alpha: float) -> int:
@@ -128,7 +140,7 @@ def select_experts_triton(
         mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
         rk.route_kernel[(1,)](
             logits, valid_arg, weights, weights, ids, hits, kept, t, *strides, 0, alpha_bits, N=n,
-            ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=cfg.fused_warps or _warps(bt * bn, cfg),
+            ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=cfg.fused_warps or _fused_warps(bt, bn, cfg),
         )
         return weights, ids
 
