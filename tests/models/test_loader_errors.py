@@ -102,3 +102,11 @@ def test_unknown_routing_parameter(checkpoint_factory):
 def test_bad_engine_option(checkpoint_factory):
     with pytest.raises(LynxError, match="dtype must be one of"):
         LLM(str(checkpoint_factory("qwen3-moe")), dtype="float8", device="cpu")
+
+
+def test_overlap_decode_must_be_a_bool_or_none():
+    from lynx.engine.config import EngineConfig
+
+    with pytest.raises(LynxError, match="overlap_decode must be None, True or False"):
+        EngineConfig(model="x", overlap_decode="yes")
+    assert EngineConfig(model="x").overlap_decode is None  # auto: on for CUDA only

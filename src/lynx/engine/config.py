@@ -62,3 +62,4 @@ class EngineConfig:
         check(self.num_kv_blocks is None or self.num_kv_blocks >= 1, f"num_kv_blocks must be >= 1, got {self.num_kv_blocks}")
         check(isinstance(self.routing_params, dict), "routing_params must be a dict")
         check(self.load_format in LOAD_FORMATS, f"load_format must be one of {LOAD_FORMATS}, got {self.load_format!r}")
+        check(self.overlap_decode in (None, True, False), f"overlap_decode must be None, True or False, got {self.overlap_decode!r}")
