@@ -93,3 +93,22 @@ def test_routing_dry_run_end_to_end(tmp_path):
     assert "error" not in kinds and {"exact", "dispatch"} <= kinds
     assert all(r["ok"] for r in result["records"] if r["kind"] in ("exact", "dispatch"))
     assert result["table"].startswith("exactness:") and "##### summary" in proc.stdout
+
+
+def test_kernels_batch_options_parse_and_reach_the_parts():
+    import argparse
+
+    from lynx.bench.kernels import _batch_args, batch_list
+    from lynx.bench.kernels_part import MODELS_BATCHES, TIME_BATCHES, KernelPart
+
+    assert batch_list("1,8, 16") == (1, 8, 16)
+    for bad in ("", "a,2", "0,4", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            batch_list(bad)
+    args = argparse.Namespace(batches=(1, 128), models_batches=None)
+    assert _batch_args(args) == ["--batches", "1,128"]
+    part_args = dict(deadline=0.0, result=None, dry_run=False, device="cpu")
+    p = KernelPart(argparse.Namespace(**part_args, batches=(1, 128), models_batches=(32,)))
+    assert p.time_batches == (1, 128) and p.models_batches == (32,)
+    p = KernelPart(argparse.Namespace(**part_args))  # options absent: the measured defaults
+    assert p.time_batches == TIME_BATCHES and p.models_batches == MODELS_BATCHES

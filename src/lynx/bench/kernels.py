@@ -66,7 +66,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated parts to run, in order (default: {','.join(PARTS)})")
     p.add_argument("--tmp", default=os.environ.get("TMPDIR", "/tmp"),
                    help="directory for the parts' result files (default: $TMPDIR or /tmp)")
+    p.add_argument("--batches", type=batch_list, default=None,
+                   help="decode batches of the 'time' part, e.g. 1,8,16,32,64,128 (default 16,64)")
+    p.add_argument("--models-batches", type=batch_list, default=None,
+                   help="batches of the 'models' part (OLMoE, Mixtral, Qwen2-57B shapes; default 1,16)")
     add_json_argument(p, "kernels.json")
+
+
+def batch_list(text: str) -> tuple[int, ...]:
+    """``"1,16,64"`` -> ``(1, 16, 64)``: positive integers."""
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batches must be comma-separated integers, got {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"batches must be positive integers, got {text!r}")
+    return out
+
+
+def _batch_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    for flag, value in (("--batches", getattr(args, "batches", None)),
+                        ("--models-batches", getattr(args, "models_batches", None))):
+        if value:
+            out += [flag, ",".join(map(str, value))]
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         result = Path(args.tmp) / f"kernels_{part}.json"
         result.unlink(missing_ok=True)
         cmd = child_command(__name__, ["--part", part, "--result", str(result), "--deadline", str(part_deadline),
-                                       "--device", args.device] + (["--dry-run"] if args.dry_run else []))
+                                       "--device", args.device] + (["--dry-run"] if args.dry_run else [])
+                            + _batch_args(args))
         print(f"\n##### part {part}: {part_deadline - time.time():.0f}s budget", flush=True)
         t0 = time.time()
         try:
@@ -155,6 +180,8 @@ def child_main(argv: Sequence[str]) -> int:
     ap.add_argument("--deadline", type=float, required=True)
     ap.add_argument("--device", required=True)
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--batches", type=batch_list, default=None)
+    ap.add_argument("--models-batches", type=batch_list, default=None)
     args = ap.parse_args(argv)
     import_kernels(interpret=args.device == "cpu")
     args.start = time.time()

@@ -9,9 +9,13 @@ from typing import Any
 from lynx.bench.gpu_check import RunContext
 
 PARTS = {"check": 50, "stages": 35, "time": 55, "prefill": 25, "sweep": 35, "models": 10}  # budget shares
-FULL = {  # name: (H, I, E, k)
-    "qwen3-30b-a3b": (2048, 768, 128, 8), "olmoe": (2048, 1024, 64, 8), "mixtral": (4096, 14336, 8, 2)}
-TINY = {"qwen3-30b-a3b": (64, 32, 16, 4), "olmoe": (64, 48, 8, 4), "mixtral": (128, 64, 4, 2)}
+FULL = {  # name: (H, I, E, k) of the routed experts (the presets' shapes)
+    "qwen3-30b-a3b": (2048, 768, 128, 8), "olmoe": (2048, 1024, 64, 8), "mixtral": (4096, 14336, 8, 2),
+    "qwen2-57b": (3584, 2560, 64, 8)}
+TINY = {"qwen3-30b-a3b": (64, 32, 16, 4), "olmoe": (64, 48, 8, 4), "mixtral": (128, 64, 4, 2),
+        "qwen2-57b": (96, 64, 8, 4)}
+TIME_BATCHES = (16, 64)  # default decode batches of the "time" part
+MODELS_BATCHES = (1, 16)  # and of the "models" part
 QWEN = "qwen3-30b-a3b"
 PREFILL_T = (256, 512, 1024, 2048, 4096)
 
@@ -32,6 +36,10 @@ class KernelPart(RunContext):
         self.dry = args.dry_run
         self.device = torch.device(args.device)
         self.shapes = TINY if self.dry else FULL
+        # --batches / --models-batches; dry runs default to tiny batches
+        given = getattr(args, "batches", None), getattr(args, "models_batches", None)
+        self.time_batches = given[0] or ((4, 8) if self.dry else TIME_BATCHES)
+        self.models_batches = given[1] or ((4,) if self.dry else MODELS_BATCHES)
 
     def experts(self, name: str, copies: int = 1, dtype: Any = None) -> list[tuple[Any, Any]]:
         """``copies`` random (w13, w2) sets of model ``name`` (scaled so outputs are O(1))."""

@@ -79,13 +79,14 @@ def bare_grouped_mm(x: Any, w13: Any, w2: Any, w: Any, ids: Any) -> Call:
 
 
 def part_time(p: KernelPart) -> None:
-    """Qwen3-30B-A3B layer at batch 16 and 64 vs distinct active experts A, every backend."""
+    """Qwen3-30B-A3B layer at the decode batches (``--batches``, default 16 and 64) vs
+    distinct active experts A, every backend."""
     kern = kernels_module()
     copies = p.experts(QWEN, copies=2 if p.dry else 4)
     actives = (4, 8, 12, 16) if p.dry else (8, 16, 32, 48, 64, 96, 128)
-    # new and old Triton first at both batches (the fits this run is about), baselines after
+    # new and old Triton first at every batch (the fits this run is about), baselines after
     for which in (("triton", "triton-old"), ("grouped_mm", "2x_grouped_mm_only")):
-        for batch in ((4, 8) if p.dry else (16, 64)):
+        for batch in p.time_batches:
             time_moe(p, QWEN, batch, actives, backend_calls(kern, which), copies)
 
 
@@ -209,13 +210,14 @@ def part_sweep(p: KernelPart) -> None:
 
 
 def part_models(p: KernelPart) -> None:
-    """OLMoE and Mixtral layer timing (Triton and grouped_mm)."""
+    """OLMoE, Mixtral and Qwen2-57B layer timing (Triton and grouped_mm) at ``--models-batches``."""
     kern = kernels_module()
     rows = backend_calls(kern, ("triton", "grouped_mm"))
-    for name, actives in (("olmoe", (8, 16, 32, 48, 64)), ("mixtral", (2, 4, 6, 8))):
+    for name, actives in (("olmoe", (8, 16, 32, 48, 64)), ("mixtral", (2, 4, 6, 8)),
+                          ("qwen2-57b", (8, 16, 32, 48, 64))):
         e = p.shapes[name][2]
         copies = p.experts(name, copies=2 if p.dry else 4)
-        for batch in ((4,) if p.dry else (1, 16)):
+        for batch in p.models_batches:
             time_moe(p, name, batch, [a for a in actives if a <= e], rows, copies)
         del copies
         p.torch.cuda.empty_cache() if p.device.type == "cuda" else None
