@@ -29,15 +29,21 @@ def compute_scores(logits: torch.Tensor, scoring: str) -> torch.Tensor:
     return torch.sigmoid(z)  # [T, N]
 
 
+def expert_order(logits: torch.Tensor) -> torch.Tensor:
+    """``[..., N]`` int64: each token's experts, best first. A stable descending sort keeps
+    equal logits in index order (ties -> lower index): the ranking every policy uses."""
+    return torch.sort(logits.float(), dim=-1, descending=True, stable=True).indices
+
+
 def rank_experts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each token's ranking of the experts.
 
     Returns ``(order, rank)``, both ``[T, N]`` int64: ``order[t, i]`` is the expert in
-    position ``i`` of token ``t``'s ranking and ``rank[t, e]`` the position of expert ``e``.
-    A stable descending sort keeps equal logits in index order (ties -> lower index).
+    position ``i`` of token ``t``'s ranking (:func:`expert_order`) and ``rank[t, e]`` the
+    position of expert ``e``.
     """
     z = logits.float()  # [T, N]
-    order = torch.sort(z, dim=-1, descending=True, stable=True).indices  # [T, N]
+    order = expert_order(z)  # [T, N]
     positions = torch.arange(z.shape[-1], device=z.device).expand_as(order)  # [T, N]
     rank = torch.empty_like(order).scatter_(-1, order, positions)  # [T, N]
     return order, rank

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lynx.routing.scores import expert_order
+
 
 @dataclass(frozen=True, slots=True)
 class LayerTally:
@@ -67,8 +69,7 @@ class ExpertTally:
         of ``num_rows`` rows (``valid [>= num_rows]`` bool, ``None``: all valid)."""
         if self.logits is not None:
             lg = self.logits[:, :num_rows]  # [L, T, N]
-            # the same ranking as the policies' reference: stable sort, ties -> lower index
-            top = torch.sort(lg, dim=-1, descending=True, stable=True).indices[..., : self.top_k]  # [L, T, k]
+            top = expert_order(lg)[..., : self.top_k]  # [L, T, k], the policies' ranking and tie rule
             live = torch.ones(num_rows, dtype=torch.int32, device=lg.device) if valid is None else valid[:num_rows]
             live = live.to(torch.int32)[None, :, None].expand_as(top)  # [L, T, k]
             self.hits[:, 0].scatter_reduce_(1, top.flatten(1), live.flatten(1), reduce="amax")  # [L, N]
