@@ -41,20 +41,18 @@ class Scheduler:
         # A sequence whose in-flight token is certainly its last is finished in all but name:
         # its KV is never read again, so its blocks and its seat go to others now, exactly as
         # if it had been collected (the in-flight step's writes precede any reuse on the stream).
-        done = 0
-        for seq in self.running:
-            if self._done_once_resolved(seq):
-                self.blocks.free_seq(seq)
-                done += 1
-        batch = self._schedule_prefill(done)
+        held = [s for s in self.running if self._done_once_resolved(s)]
+        for seq in held:
+            self.blocks.free_seq(seq)
+        batch = self._schedule_prefill(len(held))
         if batch:
             return batch, True
-        return self._schedule_decode(), False
+        return self._schedule_decode(held), False
 
-    def _schedule_prefill(self, done: int) -> list[Sequence]:
+    def _schedule_prefill(self, num_held: int) -> list[Sequence]:
         batch: list[Sequence] = []
         tokens = 0
-        while self.waiting and len(self.running) - done + len(batch) < self.max_num_seqs:
+        while self.waiting and len(self.running) - num_held + len(batch) < self.max_num_seqs:
             seq = self.waiting[0]
             if tokens + len(seq) > self.max_num_batched_tokens or not self.blocks.can_allocate(seq):
                 break
@@ -74,12 +72,12 @@ class Scheduler:
         full = self.max_model_len is not None and len(seq) >= self.max_model_len
         return full or seq.num_scheduled_outputs >= seq.params.max_tokens
 
-    def _schedule_decode(self) -> list[Sequence]:
-        # Sequences finishing with their in-flight token have nothing to decode, and their
-        # blocks are already free (see schedule): never a batch member nor a preemption victim.
-        held = [s for s in self.running if self._done_once_resolved(s)]
+    def _schedule_decode(self, held: list[Sequence]) -> list[Sequence]:
+        # Sequences finishing with their in-flight token (``held``) have nothing to decode and
+        # no blocks any more (see schedule): never a batch member nor a preemption victim.
         if held:
-            self.running = deque(s for s in self.running if not self._done_once_resolved(s))
+            gone = {id(s) for s in held}
+            self.running = deque(s for s in self.running if id(s) not in gone)
         batch: list[Sequence] = []
         while self.running and len(batch) < self.max_num_seqs:
             seq = self.running.popleft()
