@@ -26,7 +26,6 @@ from lynx.routing import RoutingConfig
 
 log = logging.getLogger(__name__)
 
-
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -227,12 +226,14 @@ class LLMEngine:
             start = time.perf_counter()
             out = self.runner.run(seqs, is_prefill)
             return results + self._apply(seqs, out, is_prefill, time.perf_counter() - start)
-        if any(s.num_pending and self._pending_stop_ids(s) is None for s in seqs):
+        stops = [self._pending_stop_ids(s) for s in seqs]
+        if any(x is None for x in stops):
             results += self._collect_inflight()  # a stop the device cannot check: resolve first
-        seqs = [s for s in seqs if not s.is_finished]  # some may have stopped on a collected token
-        if not seqs:
-            return results
-        stops = [self._pending_stop_ids(s) or [] for s in seqs]
+        if self._inflight is None:  # collected (here or for out-of-cache sequences): nothing pending
+            seqs = [s for s in seqs if not s.is_finished]  # some may have stopped on a collected token
+            stops = [[] for _ in seqs]
+            if not seqs:
+                return results
         inflight = self._inflight
         rows = inflight.step.row_of() if inflight is not None else {}
         src = [rows[s.seq_id] if s.num_pending else -1 for s in seqs]
