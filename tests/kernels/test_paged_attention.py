@@ -120,6 +120,15 @@ def interpreter_cases() -> int:
         err = rel_err(got, want)
         assert got.dtype == dtype and torch.isfinite(got.float()).all(), f"{lens} {dtype}: NaN (read poison)"
         assert err < tol, f"{lens} h{hq}/{hkv} d{d} w{window} {dtype} {cfg}: rel err {err:.2e}"
+        # the one-launch merge (last-arriving program) and the two-launch merge agree bit for bit,
+        # and every call leaves the shared arrival counters at zero
+        from lynx.kernels.paged_attention_triton import default_config, paged_decode_attention_triton
+        from lynx.kernels.skinny_gemm import split_k_counters
+
+        base = cfg or default_config(len(lens), hq, hkv, d, width * bs, 4)
+        two = paged_decode_attention_triton(*case.args(), scale, window, config=base.with_(fused_reduce=False))
+        assert torch.equal(got, two), f"{lens} {dtype} {cfg}: fused merge differs from the reduce kernel"
+        assert not split_k_counters(got.device).any(), "arrival counters not reset"
     # q as the engine passes it: a view of the fused qkv projection, row stride (Hq + 2*Hkv) * D
     case = make_paged_case([9, 30], 4, 2, 16, 4, 8, seed=5)
     qkv = torch.randn(2, 8 * 16)
@@ -177,21 +186,26 @@ def test_kernels_compile_for_sm90_with_pipelined_kv_loads(dtype: str, d: int, gr
 
     cfg = default_config(16, 4 * group, 4, d, 8192, num_sms=132)
     ptr, f32, i32 = f"*{dtype}", "*fp32", "i32"
-    names = "q_ptr k_cache_ptr v_cache_ptr block_tables_ptr context_lens_ptr part_max_ptr part_sum_ptr part_out_ptr"
-    sig = dict(zip(names.split(), [ptr, ptr, ptr, "*i32", "*i32", f32, f32, f32]))
+    names = ("q_ptr k_cache_ptr v_cache_ptr block_tables_ptr context_lens_ptr part_max_ptr part_sum_ptr part_out_ptr"
+             " out_ptr counter_ptr")
+    sig = dict(zip(names.split(), [ptr, ptr, ptr, "*i32", "*i32", f32, f32, f32, ptr, "*i32"]))
     sig.update(qk_scale="fp32", window=i32, num_parts=i32, stride_qb=i32, stride_qh=i32, stride_bt=i32,
-               stride_cache_block=i32, stride_cache_tok=i32)
-    consts = dict(HEAD_DIM=d, BLOCK_D=d, GROUP=group, BLOCK_G=max(16, group), BLOCK_SIZE=16,
-                  PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n, DOT_PRECISION="ieee" if dtype == "fp32" else "tf32")
-    sig.update({name: "constexpr" for name in consts})
-    part = build(kern.paged_decode_partition_kernel, sig, consts, cfg.num_warps, cfg.num_stages)
-    assert part.metadata.shared <= SM90_SMEM
-    assert "async_copy_global_to_local" in part.asm["ttgir"], "K/V loads are not pipelined"
-    assert "cp.async.cg.shared.global" in part.asm["ptx"]
+               stride_cache_block=i32, stride_cache_tok=i32, stride_ob=i32, stride_oh=i32)
+    group_consts = dict(HEAD_DIM=d, BLOCK_D=d, GROUP=group, BLOCK_G=max(16, group))
+    consts = dict(group_consts, BLOCK_SIZE=16, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
+                  DOT_PRECISION="ieee" if dtype == "fp32" else "tf32")
+    sig.update({name: "constexpr" for name in consts} | {"FUSED": "constexpr"})
+    for fused in (True, False):
+        part = build(kern.paged_decode_partition_kernel, sig, dict(consts, FUSED=fused), cfg.num_warps, cfg.num_stages)
+        assert part.metadata.shared <= SM90_SMEM
+        assert "async_copy_global_to_local" in part.asm["ttgir"], "K/V loads are not pipelined"
+        assert "cp.async.cg.shared.global" in part.asm["ptx"]
+        assert ("atom.global.gpu.acq_rel.add" in part.asm["ptx"]) == fused, "arrival counter must be acquire/release"
     rsig = dict(part_max_ptr=f32, part_sum_ptr=f32, part_out_ptr=f32, out_ptr=ptr, context_lens_ptr="*i32",
-                window=i32, num_parts=i32, stride_ob=i32, stride_oh=i32, HEAD_DIM="constexpr",
-                BLOCK_D="constexpr", PARTITION="constexpr")
-    build(kern.paged_decode_reduce_kernel, rsig, dict(HEAD_DIM=d, BLOCK_D=d, PARTITION=cfg.partition_size), 1, 1)
+                window=i32, num_parts=i32, stride_ob=i32, stride_oh=i32)
+    rconsts = dict(group_consts, PARTITION=cfg.partition_size)
+    rsig.update({name: "constexpr" for name in rconsts})
+    build(kern.paged_decode_reduce_kernel, rsig, rconsts, 2, 1)
 
 
 if __name__ == "__main__":  # the interpreter subprocess of test_triton_kernel_in_interpreter

@@ -19,7 +19,7 @@ from typing import Any
 from lynx.bench.gpu_check import add_json_argument, child_command, json_output_path, require_cuda, standalone_main
 from lynx.errors import LynxError
 
-PARTS = {"check": 45, "graph": 10, "time": 40, "sweep": 15}  # seconds each (total < 2 min)
+PARTS = {"check": 45, "graph": 10, "time": 40, "sweep": 15, "decode": 75}  # seconds each (total < 3.5 min)
 HELP = "paged decode attention correctness, CUDA-graph replay, timing vs gather+SDPA, tuning"
 DESCRIPTION = """\
 GPU check of the Triton paged decode attention: correctness, CUDA graphs, timing, tuning.
@@ -42,6 +42,8 @@ Parts, each in its own subprocess so that a crash (say an illegal address) loses
          context 512/2048 at width 8192 (+ batch 1 at 4096), rotated cache copies so L2
          (50 MB) cannot hold K/V; achieved bandwidth = bytes actually needed / time.
   sweep  launch-config variants (one knob at a time from the default) on three shapes.
+  decode the same at the engine's decode shapes (Qwen3-30B-A3B and OLMoE heads, batch 16/64,
+         context 300 in a 512-token table and 2000 in a 4096 one), incl. the two-launch merge.
 Budgets per part (seconds, x4 with --dry-run): """ + ", ".join(f"{k} {v}" for k, v in PARTS.items()) + "\n"
 
 
@@ -105,7 +107,7 @@ def child_main(argv: Sequence[str]) -> int:
     from lynx.bench import attention_parts as parts
 
     part = {"check": parts.part_check, "graph": parts.part_graph, "time": parts.part_time,
-            "sweep": parts.part_sweep}[args.part]
+            "sweep": parts.part_sweep, "decode": parts.part_decode}[args.part]
     part(parts.AttentionPart(args))
     return 0
 
@@ -131,9 +133,13 @@ def summary(records: list[dict[str, Any]]) -> str:
         lines.append(f"{model:14} {b:3d} {ctx:5d} {r['us']:9.1f} {t['us'] if t else float('nan'):9.1f} {sp} "
                      f"{r['TBps']:5.2f} {100 * r['hbm_frac']:5.1f}")
     sweeps = [r for r in records if r.get("kind") == "time" and r["backend"] not in ("triton", "torch")]
-    for key in sorted({(r["batch"], r["ctx"]) for r in sweeps}):
-        best = sorted((r for r in sweeps if (r["batch"], r["ctx"]) == key), key=lambda r: r["us"])[:3]
-        lines.append(f"sweep b={key[0]} ctx={key[1]}: " + ", ".join(f"{r['backend']} {r['us']:.1f}us" for r in best))
+    for key in sorted({(r["model"], r["batch"], r["ctx"]) for r in sweeps}):
+        rows = [r for r in sweeps if (r["model"], r["batch"], r["ctx"]) == key]
+        best = sorted(rows, key=lambda r: r["us"])[:3]
+        base = {r["backend"]: r["us"] for r in rows if r["backend"] in ("default", "two-launch")}
+        lines.append(f"sweep {key[0]} b={key[1]} ctx={key[2]}: "
+                     + ", ".join(f"{k} {v:.1f}us" for k, v in base.items()) + " | best: "
+                     + ", ".join(f"{r['backend']} {r['us']:.1f}us" for r in best))
     return "\n".join(lines)
 
 

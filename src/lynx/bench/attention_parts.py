@@ -62,11 +62,24 @@ def part_check(p: AttentionPart) -> None:
                                                d**-0.5, window)
         out = p.guard(f"check {name} b={batch} w={width}", paged_decode_attention, *case.args(), d**-0.5, window,
                       backend="triton")
+        two = p.guard(f"check two-launch {name} b={batch} w={width}", two_launch, case, d**-0.5, window)
         if out is not None:
             err, tol = rel_err(out, ref), (1e-5 if dtype == torch.float32 else 1e-2)
             finite = bool(torch.isfinite(out.float()).all())
+            same = two is not None and bool(torch.equal(out, two))  # one-launch merge == reduce kernel
             p.record(kind="check", model=name, batch=batch, width=width * PAGE, dtype=str(dtype)[6:],
-                     window=window, rel_err=err, finite=finite, ok=finite and err < tol)
+                     window=window, rel_err=err, finite=finite, equal_two_launch=same,
+                     ok=finite and err < tol and same)
+
+
+def two_launch(case: Any, scale: float, window: int | None) -> Any:
+    """The same call with the partitions merged by the separate reduce kernel."""
+    from lynx.kernels.paged_attention_triton import _num_sms, default_config, paged_decode_attention_triton
+
+    q, k = case.q, case.k_cache
+    cfg = default_config(q.shape[0], q.shape[1], k.shape[2], q.shape[2], case.block_tables.shape[1] * k.shape[1],
+                         _num_sms(q.device))
+    return paged_decode_attention_triton(*case.args(), scale, window, config=cfg.with_(fused_reduce=False))
 
 
 def part_graph(p: AttentionPart) -> None:
@@ -125,7 +138,7 @@ def time_case(p: AttentionPart, name: str, batch: int, ctx: int, width: int, con
     torch = p.torch
     hq, hkv, d = p.models[name]
     need = kv_bytes_needed([ctx] * batch, hkv, d, 2)
-    copies = 1 if p.dry else max(1, min(8, -(-(256 << 20) // need)))  # >= 256 MB touched per replay
+    copies = 1 if p.dry else max(1, min(64, -(-(256 << 20) // need)))  # >= 256 MB touched: L2 (50 MB) cannot hold K/V
     cases = [make_paged_case([ctx] * batch, hq, hkv, d, PAGE, width, dtype=torch.bfloat16, device=p.device,
                              seed=s, spare_blocks=0) for s in range(copies)]
     rows = [(label, lambda c, cfg=cfg: paged_decode_attention_triton(*c.args(), d**-0.5, None, config=cfg))
@@ -169,3 +182,22 @@ def part_sweep(p: AttentionPart) -> None:
                 if cfg != base and cfg.partition_size % cfg.block_n == 0 and (not p.dry or val <= 64):
                     configs[f"{knob}={val}"] = cfg
         p.guard(f"sweep b={batch} ctx={ctx}", time_case, p, "qwen3-30b-a3b", batch, ctx, width, configs, False)
+
+
+def part_decode(p: AttentionPart) -> None:
+    """Launch-config variants at the engine's decode shapes: short (prompt 256) and DocQA-long rows."""
+    from lynx.kernels.paged_attention_triton import _num_sms, default_config
+
+    shapes = [(2, 20, 32)] if p.dry else [(16, 300, 512), (64, 300, 512), (16, 2000, 4096), (64, 2000, 4096)]
+    for name in ("qwen3-30b-a3b", "olmoe"):
+        hq, hkv, d = p.models[name]
+        for batch, ctx, width in shapes:
+            base = default_config(batch, hq, hkv, d, width, _num_sms(p.device))
+            configs = {"default": base, "two-launch": base.with_(fused_reduce=False)}
+            for knob, values in (("partition_size", (64, 128, 256, 512, 1024)), ("block_n", (32, 64)),
+                                 ("num_warps", (2, 8)), ("num_stages", (3,))):
+                for val in values:
+                    cfg = base.with_(**{knob: val})
+                    if cfg != base and cfg.partition_size % cfg.block_n == 0 and cfg.partition_size <= max(width, 64):
+                        configs[f"{knob}={val}"] = cfg
+            p.guard(f"decode {name} b={batch} ctx={ctx}", time_case, p, name, batch, ctx, width // PAGE, configs, False)

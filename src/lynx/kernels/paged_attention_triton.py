@@ -1,4 +1,4 @@
-"""Host side of the Triton paged decode attention: launch config, buffers, the two launches.
+"""Host side of the Triton paged decode attention: launch config, buffers, one launch (two without counters).
 
 Every shape and grid here depends only on ``(B, Hq, Hkv, D, block-table width)`` and the
 config, never on the values of ``context_lens``, and nothing syncs with the host, so a call
@@ -14,6 +14,7 @@ import torch
 import triton
 
 from lynx.kernels.paged_attention_kernels import paged_decode_partition_kernel, paged_decode_reduce_kernel
+from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
 
 SUPPORTED_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 MAX_HEAD_DIM = 256
@@ -31,8 +32,9 @@ class PagedAttentionConfig:
     block_n: int = 64  # tokens per inner-loop step (one K and one V tile)
     num_warps: int = 4
     num_stages: int = 2
+    fused_reduce: bool = True  # merge partitions in the last-arriving program (one launch)
 
-    def with_(self, **changes: int) -> PagedAttentionConfig:
+    def with_(self, **changes: int | bool) -> PagedAttentionConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -112,22 +114,29 @@ def paged_decode_attention_triton(
     out = torch.empty(b, hq, d, dtype=q.dtype, device=q.device)
     if b == 0:
         return out
+    # One launch when a zeroed counter per (row, KV head) exists; the workspace is shared with
+    # the skinny GEMM's split-K counters (every kernel leaves it zero; calls on one stream).
+    counters = split_k_counters(q.device) if cfg.fused_reduce and b * hkv <= COUNTER_SLOTS else None
+    fused = counters is not None
     group = hq // hkv
     win = NO_WINDOW if window is None else int(window)
     block_d = max(16, triton.next_power_of_2(d))
+    block_g = max(16, triton.next_power_of_2(group))
     paged_decode_partition_kernel[(num_parts, hkv, b)](
-        q, k_cache, v_cache, block_tables, context_lens, part_max, part_sum, part_out,
-        scale * LOG2E, win, num_parts,
+        q, k_cache, v_cache, block_tables, context_lens, part_max, part_sum, part_out, out,
+        counters if fused else context_lens, scale * LOG2E, win, num_parts,
         q.stride(0), q.stride(1), block_tables.stride(0), k_cache.stride(0), k_cache.stride(1),
-        HEAD_DIM=d, BLOCK_D=block_d, GROUP=group, BLOCK_G=max(16, triton.next_power_of_2(group)),
+        out.stride(0), out.stride(1),
+        HEAD_DIM=d, BLOCK_D=block_d, GROUP=group, BLOCK_G=block_g,
         BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
         # fp32 models must not silently drop to TF32 (the CPU-matching checks use fp32)
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FUSED=fused,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
-    paged_decode_reduce_kernel[(hq, b)](
-        part_max, part_sum, part_out, out, context_lens, win, num_parts, out.stride(0), out.stride(1),
-        HEAD_DIM=d, BLOCK_D=block_d, PARTITION=cfg.partition_size, num_warps=1 if block_d <= 128 else 2,
-    )
+    if not fused:
+        paged_decode_reduce_kernel[(hkv, b)](
+            part_max, part_sum, part_out, out, context_lens, win, num_parts, out.stride(0), out.stride(1),
+            HEAD_DIM=d, BLOCK_D=block_d, GROUP=group, BLOCK_G=block_g, PARTITION=cfg.partition_size,
+            num_warps=4 if block_g * block_d >= 2048 else 2,
+        )
     return out
-
