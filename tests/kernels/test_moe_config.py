@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lynx.kernels.moe_config import default_config, grid_m
+import pytest
+
+from lynx.kernels.moe_config import TritonMoEConfig, default_config, grid_m
 
 
 def test_block_m_per_batch() -> None:
@@ -38,3 +40,11 @@ def test_metadata_and_sum_fused_only_for_small_batches() -> None:
     assert default_config(16, 2048, 768).stages1 == 4
     with pytest.raises(ValueError):
         TritonMoEConfig(align="onehot")
+
+
+def test_down_kernel_grid_can_differ() -> None:
+    cfg = TritonMoEConfig()
+    assert cfg.down_ctas_per_sm == cfg.ctas_per_sm
+    assert cfg.with_(ctas_per_sm2=3).down_ctas_per_sm == 3 and cfg.with_(ctas_per_sm2=0).down_ctas_per_sm == 0
+    with pytest.raises(ValueError, match="ctas_per_sm2"):
+        cfg.with_(ctas_per_sm2=-1)

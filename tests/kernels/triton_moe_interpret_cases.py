@@ -121,6 +121,7 @@ CASES = [
     (16, 4, 32, 64, 40, 6, SMALL),  # few active experts, N tail in both GEMMs (40 % 16)
     (21, 2, 8, 48, 32, None, SMALL.with_(block_m=16, ctas_per_sm=0)),  # experts span >1 block
     (21, 2, 8, 48, 32, None, SMALL.with_(block_m=32, ctas_per_sm=1)),  # persistent M loop
+    (21, 2, 8, 48, 32, None, SMALL.with_(block_m=16, ctas_per_sm=1, ctas_per_sm2=0)),  # down grid != gate_up's
     (40, 2, 8, 48, 32, 2, SMALL),  # two experts, 40 pairs each: three blocks of 16 per expert
     (9, 8, 128, 32, 16, None, SMALL.with_(block_n2=32)),  # E = 128, the fused k-sum over 8 slots
 ]

@@ -58,6 +58,7 @@ class TritonMoEConfig:
     warps2: int = 4
     stages2: int = 4
     ctas_per_sm: int = 2  # persistent M-grid: programs per SM; 0 = one program per possible block
+    ctas_per_sm2: int | None = None  # the down kernel's, if different (None: ctas_per_sm)
     block_h_sum: int = 1024  # top-k sum kernel: columns of H per program
     align: str = "fused"  # block metadata: "fused" into the GEMMs, separate "kernel", or "legacy"
     fuse_sum: bool = True  # k-sum in the down kernel's last program per N tile (no sum launch)
@@ -65,6 +66,15 @@ class TritonMoEConfig:
     def __post_init__(self) -> None:
         if self.align not in ALIGN_MODES:
             raise ValueError(f"align must be one of {ALIGN_MODES}, got {self.align!r}")
+        for name in ("ctas_per_sm", "ctas_per_sm2"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+
+    @property
+    def down_ctas_per_sm(self) -> int:
+        """Programs per SM of the down kernel's persistent grid."""
+        return self.ctas_per_sm if self.ctas_per_sm2 is None else self.ctas_per_sm2
 
     def with_(self, **changes: object) -> "TritonMoEConfig":
         """Copy with some fields changed (for sweeps)."""

@@ -149,7 +149,7 @@ def down_weighted(
     fuse = counters is not None
     out = torch.empty(num_tokens, hidden_size, dtype=out_dtype or inter.dtype, device=inter.device) if fuse else None
     n_tiles = triton.cdiv(hidden_size, cfg.block_n2)
-    gm = grid_m(routing.max_blocks(), n_tiles, _num_sms(inter.device), cfg.ctas_per_sm)
+    gm = grid_m(routing.max_blocks(), n_tiles, _num_sms(inter.device), cfg.down_ctas_per_sm)
     (ids, weights, table, sorted_ids, block_expert, num_slots), consts = routing.launch(gm, n_tiles)
     block_t = max(1, min(triton.next_power_of_2(max(num_tokens, 1)), _SUM_TILE_ELEMS // cfg.block_n2))
     down_weighted_kernel[(gm, n_tiles)](
