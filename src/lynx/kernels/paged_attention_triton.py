@@ -50,13 +50,25 @@ def default_config(batch: int, num_heads: int, num_kv_heads: int, head_dim: int,
                    num_sms: int) -> PagedAttentionConfig:
     """Static choice from shapes only (the real context lengths are unknown at capture).
 
-    Few (row, KV head) pairs -> short partitions, so a short batch at long context still
-    spreads over all SMs; many pairs fill the GPU anyway, and longer partitions mean
-    fewer partials to combine. The partition count is capped so that the fp32 partial
-    outputs stay within ``WORKSPACE_BYTES`` (large buckets, max_model_len 32k).
+    From the H200 sweep at decode shapes (``lynx bench attention --parts decode``,
+    docs/performance.md section 8): with the merge in the same launch, long partitions
+    win once the (row, KV head) pairs alone fill the GPU -- 512 tokens, or 1024 for tables
+    of 4096+ tokens while pairs < 4 x SMs (Qwen3-30B-A3B batch 64: 18.2 vs 20.5 µs at
+    context 300, 72.7 vs 80.3 at 2000; OLMoE batch 16 at 2000: 70.7 vs 75.8) -- and few pairs
+    want short ones so a short batch still spreads over the SMs (Qwen3-30B-A3B batch 16:
+    128 at context 300, 256 at 2000). The partition count is capped so that the fp32
+    partial outputs stay within ``WORKSPACE_BYTES`` (large buckets, max_model_len 32k).
     """
     pairs = batch * num_kv_heads
-    size = 512 if pairs >= 2 * num_sms else 256 if pairs >= num_sms // 2 else 128
+    long_table = width_tokens >= 4096
+    if pairs >= 4 * num_sms:
+        size = 512
+    elif pairs >= num_sms:
+        size = 1024 if long_table else 512
+    elif pairs >= num_sms // 4:
+        size = 256 if long_table else 128
+    else:
+        size = 128
     per_part = batch * num_heads * head_dim * 4  # bytes of partial output per partition
     max_parts = max(1, min(256, WORKSPACE_BYTES // max(per_part, 1)))
     size = max(size, triton.next_power_of_2(triton.cdiv(width_tokens, max_parts)))
