@@ -15,6 +15,10 @@ Launch plans (chosen on the host by :mod:`lynx.kernels.routing_triton`):
 Padding rows get weight 0 and the ids of the first valid row; a program whose block holds
 padding but not that row routes it once more (one extra row, only in such programs).
 Grids depend only on ``T``; nothing reads device values on the host.
+
+``route_kernel``'s body is the helper ``route_rows``; the fused router GEMM + routing kernel
+(:mod:`lynx.kernels.router_route_kernel`) runs it too, in its last program, with the
+single-program modes (``NONE`` over all rows, ``LYNX_HERE``, ``OEA_HERE``).
 """
 
 from __future__ import annotations
@@ -91,11 +95,10 @@ def _union_of_parts(parts_ptr, num_parts, cols, BN: tl.constexpr, PART_CHUNK: tl
     return active
 
 
-@triton.jit(do_not_specialize=["T", "num_parts", "alpha_bits"])
-def route_kernel(
-    logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr,  # out: [T, K] float32, [T, K] int64
-    hits_ptr,  # [2, N] int32 (if TALLY): set to 1 for experts of plain top-k (row 0), of the policy (row 1)
-    kept_ptr,  # [>= T, N] float32 (if TALLY == TALLY_LOGITS): the logits, for the tally's plain top-k
+@triton.jit
+def route_rows(
+    logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr, hits_ptr, kept_ptr,  # as route_kernel
+    pid,  # row block: rows pid * BT .. pid * BT + BT - 1 (0 in the single-program plans)
     T, stride_t, stride_n, num_parts, alpha_bits,
     N: tl.constexpr,
     HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr, TALLY: tl.constexpr,
@@ -104,8 +107,9 @@ def route_kernel(
     K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
     BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
 ):
-    """Final ``(weights, ids)`` of row block ``pid`` (the only block in the fused modes)."""
-    pid = tl.program_id(0)
+    """Body of :func:`route_kernel` for row block ``pid``: loads the logits, stores
+    ``(weights, ids)`` and the tally. Also called by the fused router kernel
+    (:mod:`lynx.kernels.router_route_kernel`) once the whole ``[T, N]`` logits are written."""
     rows = pid * BT + tl.arange(0, BT)  # [BT]
     cols = tl.arange(0, BN)  # [BN]
     z, raw = load_logits(logits_ptr, rows, cols, T, N, stride_t, stride_n)  # [BT, BN]
@@ -164,3 +168,24 @@ def route_kernel(
         else:  # an extra selection pass; the engine keeps the logits instead (TALLY_LOGITS)
             before = union_of_rows(oea_base(key, cols, K, KP, KEY16), ok)  # [BN] own top-K, valid rows
             tl.store(hits_ptr + cols, before, mask=(before > 0) & (cols < N))
+
+
+@triton.jit(do_not_specialize=["T", "num_parts", "alpha_bits"])
+def route_kernel(
+    logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr,  # out: [T, K] float32, [T, K] int64
+    hits_ptr,  # [2, N] int32 (if TALLY): set to 1 for experts of plain top-k (row 0), of the policy (row 1)
+    kept_ptr,  # [>= T, N] float32 (if TALLY == TALLY_LOGITS): the logits, for the tally's plain top-k
+    T, stride_t, stride_n, num_parts, alpha_bits,
+    N: tl.constexpr,
+    HAS_VALID: tl.constexpr, ACTIVE: tl.constexpr, TALLY: tl.constexpr,
+    KEY16: tl.constexpr, WIDE: tl.constexpr, PACK64: tl.constexpr,
+    SOFTMAX: tl.constexpr, RENORM: tl.constexpr, RESORT: tl.constexpr,
+    K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
+    BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
+):
+    """Final ``(weights, ids)`` of row block ``pid`` (the only block in the fused modes)."""
+    route_rows(
+        logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr, hits_ptr, kept_ptr, tl.program_id(0),
+        T, stride_t, stride_n, num_parts, alpha_bits, N,
+        HAS_VALID, ACTIVE, TALLY, KEY16, WIDE, PACK64, SOFTMAX, RENORM, RESORT, K, KP, BETA, K0, K0P, BT, BN, CHUNK,
+    )
