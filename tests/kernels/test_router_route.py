@@ -1,0 +1,275 @@
+"""Fused router GEMM + routing (:mod:`lynx.kernels.router_route`) vs F.linear and select_experts.
+
+* plain process: reasons that need no Triton, and the kernel compiled for sm_90 without a
+  GPU (acquire-release counters, partials and logits never read through the non-coherent
+  path, no spills);
+* Triton's CPU interpreter (``test_interp_*``, rerun in a subprocess with
+  ``TRITON_INTERPRET=1``, which must be set before the kernels are defined): ids identical
+  and weights within 2e-6 relative of ``select_experts`` (torch backend) on the logits the
+  kernel returned, the logits against F.linear, the tally, counters back to zero after
+  every call, and the reasons.
+
+The interpreter's fp32 -> bf16 cast truncates; the GPU (and cuBLAS) round to nearest even.
+The subprocess installs a rounding cast (:func:`_round_bf16_casts`), so the bf16 bound
+below is half an ulp, as on the GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lynx.routing import select_experts
+from lynx.routing.config import resolve_params
+from lynx.routing.tally import ExpertTally
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+interp_only = pytest.mark.skipif(not INTERPRET, reason="runs in the interpreter subprocess")
+outer_only = pytest.mark.skipif(INTERPRET, reason="kernels are interpreted in this process")
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (optional)")
+
+
+def _round_bf16_casts() -> None:
+    """Interpreter: fp32 -> bf16 casts round to nearest even (torch's), as compiled code does."""
+    import numpy as np
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpreterBuilder, TensorHandle
+
+    original = InterpreterBuilder.cast_impl
+
+    def cast_impl(self: object, src: TensorHandle, dst_type: object) -> TensorHandle:
+        if src.dtype.scalar == tl.float32 and dst_type.scalar == tl.bfloat16:
+            bits = torch.from_numpy(np.ascontiguousarray(src.data, np.float32)).to(torch.bfloat16)
+            return TensorHandle(bits.view(torch.int16).numpy().view(np.uint16), tl.bfloat16)
+        return original(self, src, dst_type)
+
+    InterpreterBuilder.cast_impl = cast_impl
+
+
+if INTERPRET and HAS_TRITON:
+    from lynx.kernels.triton_interpret import patch_interpreter
+
+    patch_interpreter()
+    _round_bf16_casts()
+
+
+# ----------------------------------------------------------------------------- plain process
+@outer_only
+def test_reasons_without_triton_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lynx.kernels.router_route import fused_router_reason
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    x, w = torch.randn(4, 32), torch.randn(16, 32)
+    assert "CUDA" in fused_router_reason(x, w, 2, "topk", {})
+    assert "[T, H]" in fused_router_reason(x.view(2, 2, 32), w, 2, "topk", {})
+
+
+@outer_only
+@needs_triton
+def test_kernel_compiles_for_sm90() -> None:
+    """Launches as the launcher specialises them (16-byte aligned pointers and strides): Qwen3-30B-A3B's
+    router (H 2048, N 128, k 8) with split K, and a ragged fp32 shape with one K range."""
+    from triton import compile as triton_compile
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from lynx.kernels import routing_kernels as rk
+    from lynx.kernels import skinny_gemm as sg
+    from lynx.kernels.router_route import launch_meta
+    from lynx.kernels.router_route_kernel import router_route_kernel
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_skinny_gemm import no_spills
+
+    builds = [  # (T, N, H, dtype, policy, tally, gemm config or None = default for the H200)
+        (16, 128, 2048, "bf16", "lynx", rk.TALLY_LOGITS, None),
+        (64, 128, 2048, "bf16", "topk", rk.TALLY_MARKS, None),
+        (16, 100, 200, "fp32", "oea", rk.TALLY_NONE, sg.SkinnyGemmConfig(block_n=32, block_k=64, split_k=1)),
+    ]
+    for t, n, h, dtype, policy, tally, cfg in builds:
+        torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+        cfg = cfg or sg.default_config(t, n, h, torch_dtype, 132)
+        params = resolve_params(policy, {}, n, 8)
+        grid, _, meta = launch_meta(t, n, h, torch_dtype, 8, policy, "softmax", True, True, tally, params, cfg,
+                                    DEFAULT_CONFIG)
+        options = {"num_warps": meta.pop("num_warps"), "num_stages": meta.pop("num_stages")}
+        ptrs = dict(zip("x w logits part counter valid weights ids hits kept".split(),
+                        [dtype, dtype, dtype, "fp32", "i32", "u8", "fp32", "i64", "i32", "fp32"]))
+        sig = {f"{name}_ptr": f"*{ty}" for name, ty in ptrs.items()}
+        sig.update(dict.fromkeys("T H num_splits k_per_split stride_xm stride_wn".split(), "i32"))
+        sig["alpha_bits"] = "i64" if policy == "lynx" else "i32"
+        sig.update(dict.fromkeys(meta, "constexpr"))
+        aligned = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig)
+                   if name.endswith("_ptr") or (name in ("H", "k_per_split", "stride_xm", "stride_wn") and h % 16 == 0)}
+        src = ASTSource(fn=router_route_kernel, signature=sig, constexprs=meta, attrs=aligned)
+        ptx = triton_compile(src, target=GPUTarget("cuda", 90, 32), options=options).asm["ptx"]
+        split = grid[1] > 1
+        assert ptx.count("atom.global.gpu.acq_rel.add") == 1 + split, "tile (split K) and global arrivals"
+        assert ("ld.global.cg" in ptx) == split, "partials must be read from L2"
+        assert not re.search(r"ld\.global\.nc", ptx), "data written by this launch read through the nc path"
+        assert no_spills(ptx), f"register spills at T={t}"
+        if dtype == "bf16":
+            assert re.search(r"ld\.global\.v[24]\.b32", ptx), "logits rows are not loaded as vectors"
+            assert "cp.async.cg.shared.global" in ptx, "weight loads are not pipelined"
+
+
+@outer_only
+@needs_triton
+def test_kernels_in_interpreter() -> None:
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "test_interp_", str(Path(__file__))]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, report
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], report
+
+
+# ----------------------------------------------------------------------------- interpreter
+BF16, FP32 = torch.bfloat16, torch.float32
+EDGE_CASES = [  # (T, N, k, H, dtype, policy, scoring, renormalize, valid mode, tally mode, gemm config)
+    (1, 128, 8, 256, BF16, "lynx", "softmax", True, "all", "logits", None),
+    (1, 64, 2, 96, FP32, "topk", "sigmoid", False, "all", "none", None),
+    (3, 160, 8, 200, BF16, "oea", "softmax", False, "tail", "marks", None),  # ragged K
+    (16, 128, 8, 256, BF16, "lynx", "softmax", True, "random", "logits", None),  # Qwen3-30B-A3B
+    (16, 64, 8, 128, BF16, "oea", "sigmoid", True, "first", "marks", (16, 32, 1)),  # one split: no tile counters
+    (16, 160, 2, 96, FP32, "lynx", "sigmoid", False, "tail", "none", (32, 16, 3)),
+    (33, 128, 8, 256, BF16, "topk", "softmax", True, "tail", "marks", None),
+    (33, 160, 2, 160, FP32, "topk", "softmax", False, "random", "logits", (16, 64, 2)),
+    (64, 64, 8, 128, BF16, "topk", "softmax", True, "random", "logits", None),  # OLMoE
+    (64, 128, 2, 96, FP32, "topk", "sigmoid", True, "none", "marks", None),
+    (64, 160, 8, 64, BF16, "topk", "sigmoid", False, "all", "none", (64, 32, 2)),
+]
+
+
+def _random_cases(count: int, seed: int = 7) -> list[tuple]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        t = rng.choice([1, 3, 16, 33, 64])
+        policy = rng.choice(["topk", "lynx", "oea"]) if t <= 16 else "topk"
+        n, k, h = rng.choice([64, 128, 160]), rng.choice([2, 8]), rng.choice([64, 96, 256])
+        out.append((t, n, k, h, rng.choice([BF16, FP32]), policy, rng.choice(["softmax", "sigmoid"]),
+                    rng.random() < 0.5, rng.choice(["all", "random", "tail", "first"]),
+                    rng.choice(["none", "marks", "logits"]), None))
+    return out
+
+
+CASES = EDGE_CASES + _random_cases(13)
+
+
+def _inputs(t: int, n: int, h: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(t, h, generator=g).to(dtype)
+    pop = torch.randn(n, 1, generator=g)  # skewed rows of W: some experts popular, as trained routers are
+    w = ((torch.randn(n, h, generator=g) + 0.3 * pop) * (2.5 / h**0.5)).to(dtype)  # logits with std ~3
+    return x, w
+
+
+def _valid(t: int, mode: str, seed: int) -> torch.Tensor | None:
+    if mode == "all":
+        return None
+    g = torch.Generator().manual_seed(seed)
+    valid = torch.rand(t, generator=g) < 0.7 if mode == "random" else torch.ones(t, dtype=torch.bool)
+    if mode == "tail" and t > 1:  # a CUDA-graph bucket: padding rows at the end
+        valid[t - max(1, t // 4):] = False
+    elif mode == "first":  # the first valid row is not row 0
+        valid[: max(1, t // 3)] = False
+    elif mode == "none":
+        valid[:] = False
+    return valid
+
+
+def _tally(mode: str, n: int, k: int, t: int) -> ExpertTally | None:
+    if mode == "none":
+        return None
+    return ExpertTally(1, n, k, torch.device("cpu"), max_tokens=t + 3 if mode == "logits" else 0)
+
+
+def _counters_zero() -> bool:
+    from lynx.kernels import skinny_gemm as sg
+
+    return not sg._counters[torch.device("cpu")].any()
+
+
+@interp_only
+@pytest.mark.parametrize("case", CASES, ids=[f"c{i}" for i in range(len(CASES))])
+def test_interp_equals_select_experts_on_its_logits(case: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lynx.kernels.router_route import router_select_triton
+    from lynx.kernels.skinny_gemm import SkinnyGemmConfig
+
+    t, n, k, h, dtype, policy, scoring, renorm, valid_mode, tally_mode, tiles = case
+    seed = t * 7919 + n * 31 + k + h
+    x, w = _inputs(t, n, h, dtype, seed)
+    valid = _valid(t, valid_mode, seed)
+    given = {"oea": {"k0": max(1, k // 2)}, "lynx": {"alpha": 2.0, "beta": 3} if n == 64 else {}}
+    p = resolve_params(policy, given.get(policy, {}), n, k)  # else the model defaults
+    gemm = None if tiles is None else SkinnyGemmConfig(block_n=tiles[0], block_k=tiles[1], split_k=tiles[2])
+    got_tally = _tally(tally_mode, n, k, t)
+    logits, weights, ids = router_select_triton(
+        x, w, k, policy, scoring, renorm, valid, p, None if got_tally is None else got_tally.layer(0),
+        gemm_config=gemm)
+    assert _counters_zero()
+    assert logits.shape == (t, n) and logits.dtype == dtype and ids.dtype == torch.int64 and weights.dtype == FP32
+
+    exact = F.linear(x.double(), w.double())  # [T, N]
+    if dtype == FP32:
+        torch.testing.assert_close(logits.double(), exact, rtol=1e-5, atol=1e-5)
+    else:  # the fp32 sum rounded once to nearest: half an ulp (2**-8 relative), plus fp32 summation error
+        torch.testing.assert_close(logits.double(), exact, rtol=2**-8 + 2**-16, atol=1e-4)
+    torch.testing.assert_close(logits, F.linear(x, w))  # what the layer's gate(x) gives, within dtype bounds
+
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
+    want_tally = _tally(tally_mode, n, k, t)
+    want_w, want_ids = select_experts(logits, k, policy, scoring, renorm, valid,
+                                      tally=None if want_tally is None else want_tally.layer(0), **p)
+    assert torch.equal(ids, want_ids), (ids, want_ids)
+    torch.testing.assert_close(weights, want_w, rtol=2e-6, atol=1e-30)
+    if got_tally is not None:
+        assert torch.equal(got_tally.finalize(t, valid), want_tally.finalize(t, valid))
+        assert torch.equal(got_tally.hits, want_tally.hits)
+        if tally_mode == "logits":
+            assert torch.equal(got_tally.logits[0, :t], logits.float())
+
+
+@interp_only
+def test_interp_repeat_calls_are_identical() -> None:
+    from lynx.kernels.router_route import router_select_triton
+    from lynx.kernels.skinny_gemm import SkinnyGemmConfig
+
+    x, w = _inputs(16, 128, 256, BF16, 3)
+    p = resolve_params("lynx", {}, 128, 8)
+    gemm = SkinnyGemmConfig(block_n=16, block_k=32, split_k=8)  # 8 partials per tile, summed in a fixed order
+    first = router_select_triton(x, w, 8, "lynx", "softmax", True, None, p, gemm_config=gemm)
+    for _ in range(2):
+        again = router_select_triton(x, w, 8, "lynx", "softmax", True, None, p, gemm_config=gemm)
+        assert all(torch.equal(a, b) for a, b in zip(first, again)) and _counters_zero()
+
+
+@interp_only
+def test_interp_reasons() -> None:
+    from lynx.kernels.router_route import fused_router_reason, router_select_triton
+
+    x, w = torch.randn(16, 64), torch.randn(128, 64)
+    lynx = resolve_params("lynx", {}, 128, 8)
+    assert fused_router_reason(x, w, 8, "lynx", lynx) is None
+    assert fused_router_reason(torch.randn(64, 64), w, 8, "topk", {}) is None
+    assert fused_router_reason(torch.randn(32, 64), w, 8, "oea", {"k0": 5}) is None  # the last fused size
+    assert "split" in fused_router_reason(torch.randn(33, 64), w, 8, "lynx", lynx)
+    assert "T=65" in fused_router_reason(torch.randn(65, 64), w, 8, "topk", {})
+    assert "weight is" in fused_router_reason(x, w.bfloat16(), 8, "topk", {})
+    assert "N=300" in fused_router_reason(x, torch.randn(300, 64), 8, "topk", {})
+    assert "overflow" in fused_router_reason(x, w, 8, "lynx", {"alpha": 3.0, "beta": 16})
+    assert "no rows" in fused_router_reason(torch.randn(0, 64), w, 8, "topk", {})
+    with pytest.raises(ValueError, match="split"):
+        router_select_triton(torch.randn(33, 64), w, 8, "lynx", "softmax", True, None, lynx)
