@@ -7,7 +7,7 @@
   ``TRITON_INTERPRET=1``, which must be set before the kernels are defined): ids identical
   and weights within 2e-6 relative of ``select_experts`` (torch backend) on the logits the
   kernel returned, the logits against F.linear, the tally, counters back to zero after
-  every call, and the reasons.
+  every call, the reasons, and SparseMoE's output against its two-step path.
 
 The interpreter's fp32 -> bf16 cast truncates; the GPU (and cuBLAS) round to nearest even.
 The subprocess installs a rounding cast (:func:`_round_bf16_casts`), so the bf16 bound
@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -273,3 +274,80 @@ def test_interp_reasons() -> None:
     assert "no rows" in fused_router_reason(torch.randn(0, 64), w, 8, "topk", {})
     with pytest.raises(ValueError, match="split"):
         router_select_triton(torch.randn(33, 64), w, 8, "lynx", "softmax", True, None, lynx)
+
+
+def _moe_layer(n: int, k: int, h: int, seed: int, shared: bool) -> torch.nn.Module:
+    from lynx.layers.moe import SparseMoE
+    from lynx.models.config import MoEConfig
+
+    moe = MoEConfig(num_experts=n, top_k=k, intermediate_size=32, renormalize=not shared,
+                    scoring="softmax", shared_expert_intermediate_size=48 if shared else 0)
+    layer = SparseMoE(SimpleNamespace(moe=moe, hidden_size=h, hidden_act="silu"), moe_index=1)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in layer.parameters():
+            param.copy_(torch.randn(param.shape, generator=g) / param.shape[-1] ** 0.5)
+        layer.gate.weight.mul_(3.0)
+    return layer
+
+
+@interp_only
+@pytest.mark.parametrize("policy, t, shared", [("topk", 7, False), ("lynx", 12, True), ("oea", 5, False),
+                                               ("lynx", 40, False)])  # T=40: LYNX keeps two steps
+def test_interp_moe_layer_equals_unfused(policy: str, t: int, shared: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lynx.kernels.router_route as rr
+    from lynx.context import ForwardContext, forward_context
+
+    n, k, h = 64, 4, 96
+    layer = _moe_layer(n, k, h, seed=t, shared=shared)
+    x = torch.randn(t, h, generator=torch.Generator().manual_seed(t + 1))
+    valid = torch.ones(t, dtype=torch.bool)
+    valid[-2:] = False  # padding rows of a graph bucket
+    params = {"alpha": 2.0, "beta": 3} if policy == "lynx" else {}
+    calls: list[str] = []
+    real = rr.router_select_triton
+
+    def spy(*args: object, **kwargs: object) -> tuple:
+        calls.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rr, "router_select_triton", spy)
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "triton")
+    outs, counts = {}, {}
+    for fused in ("1", "0"):
+        monkeypatch.setenv("LYNX_FUSED_ROUTER", fused)
+        tally = ExpertTally(2, n, k, torch.device("cpu"), max_tokens=t if policy != "topk" else 0)
+        ctx = ForwardContext(is_prefill=False, valid=valid, routing_policy=policy, routing_params=params,
+                             expert_tally=tally)
+        with forward_context(ctx), torch.no_grad():
+            outs[fused] = layer(x)
+        counts[fused] = tally.finalize(t, valid).clone()
+    assert calls == ([policy] if t <= 32 else [])
+    torch.testing.assert_close(outs["1"], outs["0"], rtol=1e-5, atol=1e-6)
+    assert torch.equal(counts["1"], counts["0"])
+    assert torch.equal(outs["1"][-2:], torch.zeros(2, h)) or shared  # padding rows: no expert output
+
+
+@interp_only
+def test_interp_moe_layer_keeps_two_steps_where_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lynx.kernels.router_route as rr
+    from lynx.context import ForwardContext, forward_context
+    from lynx.errors import RoutingConfigError
+
+    layer = _moe_layer(64, 4, 96, seed=0, shared=False)
+    calls: list[str] = []
+    monkeypatch.setattr(rr, "router_select_triton", lambda *a, **kw: calls.append("fused"))
+    x = torch.randn(6, 96)
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")  # routing would not run in Triton
+    with forward_context(ForwardContext(is_prefill=False, routing_policy="lynx")), torch.no_grad():
+        layer(x)
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "triton")
+    with forward_context(ForwardContext(is_prefill=True)), torch.no_grad():
+        layer(torch.randn(70, 96))  # prefill-sized: T > 64
+        nope = ForwardContext(is_prefill=False, routing_policy="nope")
+        with pytest.raises(RoutingConfigError, match="unknown routing policy"), forward_context(nope):
+            layer(x)
+    layer.gate.bias = torch.nn.Parameter(torch.zeros(64))
+    with forward_context(ForwardContext(is_prefill=False)), torch.no_grad():
+        layer(x)
+    assert calls == []
