@@ -25,9 +25,7 @@ def test_grid_is_one_wave_and_never_exceeds_blocks() -> None:
 
 
 def test_metadata_and_sum_fused_only_for_small_batches() -> None:
-    import pytest
-
-    from lynx.kernels.moe_config import FUSED_MAX_TOKENS, TritonMoEConfig
+    from lynx.kernels.moe_config import FUSED_MAX_TOKENS
 
     for t in (1, 8, FUSED_MAX_TOKENS):
         cfg = default_config(t, 2048, 768)
@@ -37,7 +35,9 @@ def test_metadata_and_sum_fused_only_for_small_batches() -> None:
         assert cfg.align == "kernel" and not cfg.fuse_sum
     # block_m 64 with 4 stages of [64 x 128] + weight tiles needs ~128 KiB: one CTA per SM
     assert default_config(64, 2048, 768).stages1 == 3 and default_config(64, 2048, 768).stages2 == 3
-    assert default_config(16, 2048, 768).stages1 == 4
+    small = default_config(16, 2048, 768)  # three CTAs per SM need <= 76 KiB each: 3 stages of 20 KiB
+    assert (small.ctas_per_sm, small.stages1, small.stages2) == (3, 3, 3)
+    assert default_config(32, 2048, 768).stages1 == 4
     with pytest.raises(ValueError):
         TritonMoEConfig(align="onehot")
 

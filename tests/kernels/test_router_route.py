@@ -338,6 +338,11 @@ def test_interp_moe_layer_keeps_two_steps_where_required(monkeypatch: pytest.Mon
     calls: list[str] = []
     monkeypatch.setattr(rr, "router_select_triton", lambda *a, **kw: calls.append("fused"))
     x = torch.randn(6, 96)
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "triton")
+    monkeypatch.delenv("LYNX_FUSED_ROUTER", raising=False)  # opt-in: off by default
+    with forward_context(ForwardContext(is_prefill=False, routing_policy="lynx")), torch.no_grad():
+        layer(x)
+    monkeypatch.setenv("LYNX_FUSED_ROUTER", "1")
     monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")  # routing would not run in Triton
     with forward_context(ForwardContext(is_prefill=False, routing_policy="lynx")), torch.no_grad():
         layer(x)

@@ -4,11 +4,13 @@ Expert weights are stacked at load time (``w13 [E, 2I, H]`` = gate rows then up 
 ``w2 [E, H, I]``) so one kernel call serves every expert. The routing policy comes from
 the forward context; prompt-bearing (prefill) batches always route with plain top-k.
 
-Where the routing would run in Triton (:mod:`lynx.kernels.routing_dispatch`) and the fused
-kernel covers the call (:func:`lynx.kernels.router_route.fused_router_reason`: top-k up to
-64 rows, LYNX/OEA in their single-program plans; no router bias), the router GEMM and the
-routing are one launch (:func:`lynx.kernels.router_route.router_select_triton`);
-``LYNX_FUSED_ROUTER=0`` (read at every call) keeps the two steps, e.g. to compare them.
+With ``LYNX_FUSED_ROUTER=1`` (read at every call; off by default), where the routing would
+run in Triton (:mod:`lynx.kernels.routing_dispatch`) and the fused kernel covers the call
+(:func:`lynx.kernels.router_route.fused_router_reason`: top-k up to 64 rows, LYNX/OEA in
+their single-program plans; no router bias), the router GEMM and the routing are one
+launch (:func:`lynx.kernels.router_route.router_select_triton`). It is off because on the
+H200 the one launch was slower than cuBLAS + the routing kernel (10.4 vs 8.4 µs per layer
+for top-k at batch 16, docs/performance.md section 8).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from lynx.routing import select_experts
 from lynx.routing.config import check_policy, check_scoring, check_shape, resolve_params
 from lynx.routing.tally import LayerTally
 
-FUSED_ROUTER_ENV = "LYNX_FUSED_ROUTER"  # "0": router GEMM and routing as two launches
+FUSED_ROUTER_ENV = "LYNX_FUSED_ROUTER"  # "1": router GEMM and routing in one launch (opt-in)
 
 
 class SparseMoE(nn.Module):
@@ -61,7 +63,7 @@ class SparseMoE(nn.Module):
         Validates policy and parameters with the functions ``select_experts`` uses (same
         errors); only Python values are read, so the choice is fixed in a CUDA graph.
         """
-        if os.environ.get(FUSED_ROUTER_ENV, "1") == "0" or self.gate.bias is not None:
+        if os.environ.get(FUSED_ROUTER_ENV, "0") != "1" or self.gate.bias is not None:
             return None
         if x.dim() != 2 or x.shape[0] == 0 or not (x.is_cuda or interpreter_enabled()):
             return None
