@@ -26,38 +26,7 @@ import triton
 import triton.language as tl
 
 from lynx.kernels.routing_kernels import route_rows
-from lynx.kernels.skinny_gemm_triton import _store_out
-
-
-@triton.jit
-def _partial_product(
-    x_ptr, w_ptr, offs_m, offs_n, m_ok, k_start, k_end, stride_xm, stride_wn,
-    N: tl.constexpr, EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
-    """``[BLOCK_M, BLOCK_N]`` fp32 ``x[offs_m, k_start:k_end] @ W[offs_n, k_start:k_end]^T``.
-
-    The skinny GEMM's main loop: columns past N wrap onto valid rows of W (never stored),
-    rows past T are masked (``m_ok``), ``k_end - k_start`` is a multiple of BLOCK_K unless
-    it is the last range (``EVEN_K``: all steps are full).
-    """
-    offs_k = tl.arange(0, BLOCK_K)  # [BK]
-    cols_ld = (offs_n % N).to(tl.int64)
-    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_start + offs_k)[None, :]  # [BM, BK]
-    w_ptrs = w_ptr + cols_ld[None, :] * stride_wn + (k_start + offs_k)[:, None]  # [BK, BN] = W^T tile
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(k_start, k_end, BLOCK_K):  # pipelined over num_stages (launch option)
-        if EVEN_K:
-            a = tl.load(x_ptrs, mask=m_ok[:, None], other=0.0)
-            w = tl.load(w_ptrs)
-        else:
-            k_ok = offs_k < k_end - k0  # [BK]
-            a = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
-            w = tl.load(w_ptrs, mask=k_ok[:, None], other=0.0)
-        acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)  # [BM, BN] fp32
-        x_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K
-    return acc
+from lynx.kernels.skinny_gemm_triton import _store_out, partial_product, sum_partials
 
 
 @triton.jit(do_not_specialize=["T", "num_splits", "alpha_bits"])  # one compile across batch sizes
@@ -90,8 +59,10 @@ def router_route_kernel(
     mask = m_ok[:, None] & n_ok[None, :]  # [BM, BN]
     k_start = pid_k * k_per_split
     k_end = tl.minimum(k_start + k_per_split, H)
-    acc = _partial_product(x_ptr, w_ptr, offs_m, offs_n, m_ok, k_start, k_end, stride_xm, stride_wn,
-                           N, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, DOT_PRECISION)
+    offs_k = tl.arange(0, BLOCK_K)  # [BK]
+    cols_ld = (offs_n % N).to(tl.int64)  # columns past N wrap onto valid rows of W (never stored)
+    acc = partial_product(x_ptr, w_ptr, offs_m, offs_k, cols_ld, m_ok, k_start, k_end, stride_xm, stride_wn,
+                          EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, DOT_PRECISION)
 
     if SPLIT:
         tile = offs_m[:, None] * N + offs_n[None, :]  # [BM, BN] offsets inside one [T, N] partial
@@ -100,13 +71,8 @@ def router_route_kernel(
         done = tl.atomic_add(counter_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
         finalise = done == num_splits - 1  # last program of this N tile: all partials are written
         if finalise:
-            total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            for s0 in range(0, num_splits, REDUCE_UNROLL):  # fixed order: deterministic
-                for j in tl.static_range(REDUCE_UNROLL):
-                    s = s0 + j
-                    part = tl.load(part_ptr + s * T * N + tile, mask=mask & (s != pid_k) & (s < num_splits),
-                                   other=0.0, cache_modifier=".cg")  # from L2, never a stale L1 line
-                    total += tl.where(s == pid_k, acc, part)  # own partial from registers (bit-equal)
+            total = sum_partials(acc, part_ptr, tile, mask, pid_k, T, N, num_splits,  # fixed order
+                                 BLOCK_M, BLOCK_N, REDUCE_UNROLL)
             _store_out(total, logits_ptr, logits_ptr, offs_m, offs_n, mask, n_ok, N, False)
             tl.store(counter_ptr + pid_n, 0)  # ready for the next call (graph replay)
     else:

@@ -7,7 +7,9 @@ one program. With ``num_splits > 1`` the partials are combined by the last progr
 tile to arrive (atomic counter, acquire/release ordered), in a fixed order -- see
 :mod:`lynx.kernels.skinny_gemm`. Shapes, strides and the split count are runtime arguments
 (T is not even specialised): batch sizes sharing a ``BLOCK_M`` share one compile, and so
-do all split counts above one.
+do all split counts above one. The main loop (:func:`partial_product`) and the split-K
+reduction (:func:`sum_partials`) also serve the fused router
+(:mod:`lynx.kernels.router_route_kernel`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,63 @@ def _store_out(acc, b_ptr, out_ptr, offs_m, offs_n, mask, n_ok, stride_om, HAS_B
         acc += tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
     o_ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :]  # [BM, BN]
     tl.store(o_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def partial_product(
+    x_ptr, w_ptr, offs_m, offs_k, cols_ld, m_ok, k_start, k_end, stride_xm, stride_wn,
+    EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    """``[BLOCK_M, BLOCK_N]`` fp32 ``x[offs_m, k_start:k_end] @ W[cols_ld, k_start:k_end]^T``.
+
+    The skinny GEMM's main loop. ``offs_k = tl.arange(0, BLOCK_K)``; ``cols_ld`` the int64
+    rows of W, ``offs_n % N``: columns past N wrap onto valid rows of W (no N mask in the hot
+    loop; never stored). Rows past T are masked instead (``m_ok``): for T=1 wrapping would
+    fetch the same x row 16 times. ``k_end - k_start`` is a multiple of BLOCK_K unless it is
+    the last range; ``EVEN_K`` (compile-time): every step is a full BLOCK_K. The callers
+    compute ``offs_k`` and ``cols_ld`` where they did before this helper existed, which
+    keeps their generated code unchanged (the instruction order follows the source).
+    """
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_start + offs_k)[None, :]  # [BM, BK]
+    w_ptrs = w_ptr + cols_ld[None, :] * stride_wn + (k_start + offs_k)[:, None]  # [BK, BN] = W^T tile
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(k_start, k_end, BLOCK_K):  # pipelined over num_stages (launch option)
+        if EVEN_K:
+            a = tl.load(x_ptrs, mask=m_ok[:, None], other=0.0)
+            w = tl.load(w_ptrs)
+        else:
+            k_ok = offs_k < k_end - k0  # [BK]
+            a = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+            w = tl.load(w_ptrs, mask=k_ok[:, None], other=0.0)
+        acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)  # [BM, BN] fp32
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    return acc
+
+
+@triton.jit
+def sum_partials(
+    acc, part_ptr, tile, mask, pid_k, T, N, num_splits,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, REDUCE_UNROLL: tl.constexpr,
+):
+    """Sum of the ``[num_splits, T, N]`` fp32 partials at ``tile`` (``[BLOCK_M, BLOCK_N]``
+    offsets inside one ``[T, N]`` partial), split ``pid_k``'s own partial ``acc`` taken from
+    registers (bit-equal to the stored one).
+
+    Run by the last program of an N tile to arrive, once all partials are written.
+    REDUCE_UNROLL tiles in flight at once (fully unrolled, big tiles spill); fixed order
+    s = 0, 1, ..: the result does not depend on which program came last.
+    """
+    total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for s0 in range(0, num_splits, REDUCE_UNROLL):
+        for j in tl.static_range(REDUCE_UNROLL):
+            s = s0 + j
+            # .cg: straight from L2, where the other programs' partials are (never a stale L1 line)
+            part = tl.load(part_ptr + s * T * N + tile, mask=mask & (s != pid_k) & (s < num_splits),
+                           other=0.0, cache_modifier=".cg")
+            total += tl.where(s == pid_k, acc, part)
+    return total
 
 
 @triton.jit(do_not_specialize=["T", "num_splits"])  # one compile across batch sizes and splits
@@ -48,26 +107,12 @@ def skinny_gemm_kernel(
     offs_m = tl.arange(0, BLOCK_M)  # [BM] rows of x / out
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # [BN] columns of out = rows of W
     offs_k = tl.arange(0, BLOCK_K)  # [BK]
-    # Columns past N wrap onto valid rows of W (no N mask in the hot loop; never stored).
-    # Rows past T are masked instead: for T=1 wrapping would fetch the same x row 16 times.
     m_ok = offs_m < T
     cols_ld = (offs_n % N).to(tl.int64)  # W can exceed 2^31 elements (LM heads)
     k_start = pid_k * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
-    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_start + offs_k)[None, :]  # [BM, BK]
-    w_ptrs = w_ptr + cols_ld[None, :] * stride_wn + (k_start + offs_k)[:, None]  # [BK, BN] = W^T tile
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(k_start, k_end, BLOCK_K):  # pipelined over num_stages (launch option)
-        if EVEN_K:  # compile-time: every step is a full BLOCK_K
-            a = tl.load(x_ptrs, mask=m_ok[:, None], other=0.0)
-            w = tl.load(w_ptrs)
-        else:
-            k_ok = offs_k < k_end - k0  # [BK]
-            a = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
-            w = tl.load(w_ptrs, mask=k_ok[:, None], other=0.0)
-        acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)  # [BM, BN] fp32
-        x_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K
+    acc = partial_product(x_ptr, w_ptr, offs_m, offs_k, cols_ld, m_ok, k_start, k_end, stride_xm, stride_wn,
+                          EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, DOT_PRECISION)
 
     n_ok = offs_n < N
     mask = m_ok[:, None] & n_ok[None, :]  # [BM, BN]
@@ -80,15 +125,7 @@ def skinny_gemm_kernel(
         tl.debug_barrier()
         done = tl.atomic_add(counter_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
         if done == num_splits - 1:  # last program of this N tile: all partials are written
-            total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            # REDUCE_UNROLL tiles in flight at once (fully unrolled, big tiles spill); fixed
-            # order s = 0, 1, ..: the result does not depend on which program came last
-            for s0 in range(0, num_splits, REDUCE_UNROLL):
-                for j in tl.static_range(REDUCE_UNROLL):
-                    s = s0 + j
-                    # .cg: straight from L2, where the other programs' partials are (never a stale L1 line)
-                    part = tl.load(part_ptr + s * T * N + tile, mask=mask & (s != pid_k) & (s < num_splits),
-                                   other=0.0, cache_modifier=".cg")
-                    total += tl.where(s == pid_k, acc, part)  # own partial from registers (bit-equal)
+            total = sum_partials(acc, part_ptr, tile, mask, pid_k, T, N, num_splits,
+                                 BLOCK_M, BLOCK_N, REDUCE_UNROLL)
             _store_out(total, b_ptr, out_ptr, offs_m, offs_n, mask, n_ok, stride_om, HAS_BIAS)
             tl.store(counter_ptr + pid_n, 0)  # ready for the next call (graph replay)
