@@ -127,6 +127,84 @@ def test_kernel_compiles_for_sm90() -> None:
 
 @outer_only
 @needs_triton
+def test_tally_launch_args_checks_buffers_and_fills_placeholders() -> None:
+    """The TALLY mode and buffers both launchers pass (shared code), and what they reject."""
+    from lynx.kernels import routing_kernels as rk
+    from lynx.kernels.routing_triton import tally_launch_args
+
+    t, n, k = 3, 16, 2
+    weights, ids = torch.empty(t, k), torch.empty(t, k, dtype=torch.int64)
+    mode, hits, kept = tally_launch_args(None, t, n, weights, ids)
+    assert mode == rk.TALLY_NONE and hits is ids and kept is weights
+    marks = ExpertTally(1, n, k, torch.device("cpu")).layer(0)
+    mode, hits, kept = tally_launch_args(marks, t, n, weights, ids)
+    assert mode == rk.TALLY_MARKS and hits is marks.hits and kept is weights
+    logits = ExpertTally(1, n, k, torch.device("cpu"), max_tokens=t).layer(0)
+    mode, hits, kept = tally_launch_args(logits, t, n, weights, ids)
+    assert mode == rk.TALLY_LOGITS and hits is logits.hits and kept is logits.logits
+    hits_ok = torch.zeros(2, n, dtype=torch.int32)
+    for bad_hits in (torch.zeros(2, n + 1, dtype=torch.int32), torch.zeros(2, n, dtype=torch.int64),
+                     torch.zeros(n, 2, dtype=torch.int32).t()):
+        with pytest.raises(ValueError, match=rf"tally.hits must be a contiguous int32 \[2, {n}\]"):
+            tally_launch_args(SimpleNamespace(hits=bad_hits, logits=None), t, n, weights, ids)
+    for bad_kept in (torch.zeros(t - 1, n), torch.zeros(t, n + 1), torch.zeros(t, n, dtype=torch.float64),
+                     torch.zeros(n, t).t()):
+        with pytest.raises(ValueError, match=rf"tally.logits must be a contiguous float32 \[>= {t}, {n}\]"):
+            tally_launch_args(SimpleNamespace(hits=hits_ok, logits=bad_kept), t, n, weights, ids)
+
+
+class _Recorder:
+    """Stands in for a Triton kernel: ``kernel[grid](*args, **kwargs)`` appends ``(args, kwargs)``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple, dict]] = []
+
+    def __getitem__(self, grid: tuple) -> object:
+        return lambda *args, **kwargs: self.calls.append((args, kwargs))
+
+
+@outer_only
+@needs_triton
+@pytest.mark.parametrize("policy, t, dtype, tally", [("topk", 5, torch.bfloat16, "marks"),
+                                                     ("lynx", 16, torch.bfloat16, "logits"),
+                                                     ("oea", 3, torch.float32, "none")])
+def test_fused_router_routes_with_select_experts_constexprs(policy: str, t: int, dtype: torch.dtype, tally: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused kernel gets the routing constexprs and tally buffers route_kernel gets from
+    select_experts_triton (its single-program plan for LYNX/OEA; plain top-k's row blocks differ in BT)."""
+    import lynx.kernels.router_route_kernel as rrk
+    from lynx.kernels import routing_kernels as rk
+    from lynx.kernels import skinny_gemm as sg
+    from lynx.kernels.router_route import router_select_triton
+    from lynx.kernels.routing_triton import select_experts_triton
+
+    route, fused = _Recorder(), _Recorder()
+    monkeypatch.setattr(rk, "route_kernel", route)
+    monkeypatch.setattr(rk, "active_kernel", _Recorder())
+    monkeypatch.setattr(rrk, "router_route_kernel", fused)
+    monkeypatch.setattr(sg, "_counters", {})  # the CPU workspace stays out of this process's cache
+    n, k, h = 128, 8, 256
+    params = resolve_params(policy, {}, n, k)
+    valid = torch.arange(t) % 3 != 1
+    lay = _tally(tally, n, k, t)
+    lay = lay and lay.layer(0)
+    x, w = torch.randn(t, h).to(dtype), torch.randn(n, h).to(dtype)
+    select_experts_triton(torch.randn(t, n).to(dtype), k, policy, "softmax", True, valid, params, tally=lay)
+    router_select_triton(x, w, k, policy, "softmax", True, valid, params, lay, reason_checked=True)
+    (route_args, route_meta), = route.calls
+    (fused_args, fused_meta), = fused.calls
+    skip = {"num_warps"} | ({"BT"} if policy == "topk" else set())
+    assert {key: v for key, v in route_meta.items() if key not in skip} == \
+        {key: fused_meta[key] for key in route_meta if key not in skip}
+    hits, kept = fused_args[8:10]  # the tally buffers, or the call's weights and ids in their place
+    assert [a.data_ptr() for a in (hits, kept)] == [
+        lay.hits.data_ptr() if lay else fused_args[7].data_ptr(),
+        lay.logits.data_ptr() if lay and lay.logits is not None else fused_args[6].data_ptr()]
+    assert [(a.shape, a.dtype) for a in route_args[5:7]] == [(a.shape, a.dtype) for a in (hits, kept)]
+
+
+@outer_only
+@needs_triton
 def test_kernels_in_interpreter() -> None:
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "test_interp_", str(Path(__file__))]

@@ -73,28 +73,27 @@ def launch_meta(
     """``(grid, k_per_split, meta)`` of a launch: meta = the kernel's constexprs and launch options.
 
     The routing constexprs are those ``select_experts_triton`` gives ``route_kernel`` in its
-    single-program plans (``BT >= T``); the GEMM's come from the skinny GEMM's config, with
-    at least the warps the routing program needs. Also used by the sm_90 compile test.
+    single-program plans (``BT >= T``; :func:`lynx.kernels.routing_triton.route_constexprs`);
+    the GEMM's come from the skinny GEMM's config, with at least the warps the routing
+    program needs. Also used by the sm_90 compile test.
     """
     from lynx.kernels import routing_kernels as rk
     from lynx.kernels.routing_tiles import next_pow2
-    from lynx.kernels.routing_triton import _fused_warps, int32_key_fits
+    from lynx.kernels.routing_triton import _fused_warps, route_constexprs
 
-    bt, bn, beta, k0 = next_pow2(t), next_pow2(n), int(params.get("beta", 1)), int(params.get("k0", 1))
-    key16 = dtype in (torch.bfloat16, torch.float16)
+    common, route = route_constexprs(t, n, dtype, top_k, policy, scoring, renormalize, has_valid, tally_mode, params,
+                                     routing_config)
+    bt, bn = next_pow2(t), common["BN"]
     n_tiles, split_k, k_per_split = sg._launch_params(t, n, h, gemm_config)
     block_m = sg.block_m_for(t)
     warps = max(gemm_config.num_warps, routing_config.fused_warps or _fused_warps(bt, bn, routing_config))
-    meta = dict(
-        N=n, EVEN_K=h % gemm_config.block_k == 0, BLOCK_M=block_m, BLOCK_N=gemm_config.block_n,
+    meta = dict(  # N (the GEMM's and the routing's) is in common
+        EVEN_K=h % gemm_config.block_k == 0, BLOCK_M=block_m, BLOCK_N=gemm_config.block_n,
         BLOCK_K=gemm_config.block_k, SPLIT=split_k > 1,
         REDUCE_UNROLL=sg.reduce_unroll(block_m, gemm_config.with_(num_warps=warps)),
         DOT_PRECISION="ieee" if dtype == torch.float32 else "tf32",  # fp32 models: no silent TF32
-        HAS_VALID=has_valid, ACTIVE={"topk": rk.NONE, "lynx": rk.LYNX_HERE, "oea": rk.OEA_HERE}[policy],
-        TALLY=tally_mode, KEY16=key16, WIDE=policy == "lynx" and not int32_key_fits(t, beta),
-        PACK64=routing_config.lynx_pack64 and key16 and policy == "lynx",
-        SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea",
-        K=top_k, KP=next_pow2(top_k), BETA=beta, K0=k0, K0P=next_pow2(k0), BT=bt, BN=bn, CHUNK=max(1, 4096 // bn),
+        ACTIVE={"topk": rk.NONE, "lynx": rk.LYNX_HERE, "oea": rk.OEA_HERE}[policy],
+        **common, **route, BT=bt, CHUNK=max(1, 4096 // bn),
         num_warps=warps, num_stages=gemm_config.num_stages,
     )
     return (n_tiles, split_k), k_per_split, meta
@@ -124,9 +123,8 @@ def router_select_triton(
     Raises ValueError where :func:`fused_router_reason` gives a reason (not asked again with
     ``reason_checked``: the caller just got None for the same arguments; ~10 us of host time).
     """
-    from lynx.kernels import routing_kernels as rk
     from lynx.kernels.router_route_kernel import router_route_kernel
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, _alpha_bits
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG, _alpha_bits, tally_launch_args
 
     rcfg = routing_config or DEFAULT_CONFIG
     reason = None if reason_checked else fused_router_reason(x, gate_weight, top_k, policy, params, rcfg)
@@ -137,16 +135,7 @@ def router_select_triton(
     weights = torch.empty(t, top_k, dtype=torch.float32, device=dev)  # [T, k]
     ids = torch.empty(t, top_k, dtype=torch.int64, device=dev)  # [T, k]
     valid_arg = valid.contiguous().view(torch.uint8) if valid is not None else logits  # unread without a mask
-    if tally is not None:  # the kernel writes through raw pointers: no bounds or stride checks there
-        if tuple(tally.hits.shape) != (2, n) or not tally.hits.is_contiguous() or tally.hits.dtype != torch.int32:
-            raise ValueError(f"tally.hits must be a contiguous int32 [2, {n}] tensor, got {tuple(tally.hits.shape)}")
-        kept = tally.logits
-        if kept is not None and (kept.shape[0] < t or kept.shape[1] != n or not kept.is_contiguous()
-                                 or kept.dtype != torch.float32):
-            raise ValueError(f"tally.logits must be a contiguous float32 [>= {t}, {n}] tensor, got {tuple(kept.shape)}")
-    tally_mode = rk.TALLY_NONE if tally is None else rk.TALLY_MARKS if tally.logits is None else rk.TALLY_LOGITS
-    hits = ids if tally is None else tally.hits  # unread without a tally
-    kept = weights if tally is None or tally.logits is None else tally.logits  # unread unless TALLY_LOGITS
+    tally_mode, hits, kept = tally_launch_args(tally, t, n, weights, ids)
 
     gcfg = gemm_config or sg.default_config(t, n, h, x.dtype, sg.num_sms(dev))
     grid, k_per_split, meta = launch_meta(t, n, h, x.dtype, top_k, policy, scoring, renormalize, valid is not None,

@@ -81,6 +81,51 @@ def plan_is_fused(num_rows: int, num_experts: int, policy: str, cfg: RoutingKern
     return num_rows <= cfg.fused_max_rows and tile <= cfg.fused_max_elems
 
 
+def tally_launch_args(
+    tally: LayerTally | None, t: int, n: int, weights: torch.Tensor, ids: torch.Tensor,
+) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """``(TALLY, hits, kept)``: the routing kernels' tally mode and buffers for ``tally``.
+
+    ``t`` rows, ``n`` experts; ``weights`` and ``ids`` (the call's outputs) stand in for the
+    buffers a mode does not read: ``hits`` without a tally, ``kept`` unless TALLY_LOGITS.
+    Raises ValueError for buffers the kernels cannot write: they write through raw pointers,
+    with no bounds or stride checks there.
+    """
+    if tally is None:
+        return rk.TALLY_NONE, ids, weights
+    if tuple(tally.hits.shape) != (2, n) or not tally.hits.is_contiguous() or tally.hits.dtype != torch.int32:
+        raise ValueError(f"tally.hits must be a contiguous int32 [2, {n}] tensor, got {tuple(tally.hits.shape)}")
+    kept = tally.logits
+    if kept is None:
+        return rk.TALLY_MARKS, tally.hits, weights
+    if kept.shape[0] < t or kept.shape[1] != n or not kept.is_contiguous() or kept.dtype != torch.float32:
+        raise ValueError(f"tally.logits must be a contiguous float32 [>= {t}, {n}] tensor, got {tuple(kept.shape)}")
+    return rk.TALLY_LOGITS, tally.hits, kept
+
+
+def route_constexprs(
+    t: int, n: int, dtype: torch.dtype, top_k: int, policy: str, scoring: str, renormalize: bool,
+    has_valid: bool, tally_mode: int, params: dict, cfg: RoutingKernelConfig,
+) -> tuple[dict, dict]:
+    """``(common, route)``: the routing kernels' constexprs that follow from the call, not the plan.
+
+    ``common`` (N, HAS_VALID, KEY16, WIDE, PACK64, K, KP, BETA, K0, K0P, BN) is what
+    ``active_kernel`` and ``route_kernel`` both take, ``route`` (SOFTMAX, RENORM, RESORT,
+    TALLY) what only ``route_kernel`` (``route_rows``) takes; the plan adds ACTIVE/POLICY, BT
+    and CHUNK. ``t`` rows of ``n`` experts in ``dtype``, ``params`` resolved, ``tally_mode``
+    from :func:`tally_launch_args`. Also used by the fused router (:mod:`lynx.kernels.router_route`).
+    """
+    beta, k0 = int(params.get("beta", 1)), int(params.get("k0", 1))
+    key16 = dtype in (torch.bfloat16, torch.float16)
+    common = dict(
+        N=n, HAS_VALID=has_valid, KEY16=key16, WIDE=policy == "lynx" and not int32_key_fits(t, beta),
+        PACK64=cfg.lynx_pack64 and key16 and policy == "lynx",
+        K=top_k, KP=next_pow2(top_k), BETA=beta, K0=k0, K0P=next_pow2(k0), BN=next_pow2(n),
+    )
+    route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea", TALLY=tally_mode)
+    return common, route
+
+
 def select_experts_triton(
     logits: torch.Tensor,
     top_k: int,
@@ -103,43 +148,26 @@ def select_experts_triton(
     cfg = config or DEFAULT_CONFIG
     t, n = logits.shape
     dev = logits.device
-    bn, kp = next_pow2(n), next_pow2(top_k)
-    beta = int(params.get("beta", 1))
-    k0 = int(params.get("k0", 1))
     alpha_bits = _alpha_bits(params["alpha"]) if policy == "lynx" else 0
-    wide = policy == "lynx" and not int32_key_fits(t, beta)
-    has_valid = valid is not None
-    key16 = logits.dtype in (torch.bfloat16, torch.float16)
-    valid_arg = valid.contiguous().view(torch.uint8) if has_valid else logits  # unread without a mask
+    valid_arg = valid.contiguous().view(torch.uint8) if valid is not None else logits  # unread without a mask
+
+    weights = torch.empty(t, top_k, dtype=torch.float32, device=dev)
+    ids = torch.empty(t, top_k, dtype=torch.int64, device=dev)
+    tally_mode, hits, kept = tally_launch_args(tally, t, n, weights, ids)
+    common, route = route_constexprs(t, n, logits.dtype, top_k, policy, scoring, renormalize, valid is not None,
+                                     tally_mode, params, cfg)
+    bn = common["BN"]
     # active_kernel sweeps the whole batch in chunks of rows (one chunk up to T=64 at N=128);
     # route_kernel only scans the mask / partial sets: a fixed chunk, so T needs no compile.
     chunk = max(1, min(next_pow2(t), cfg.chunk_elems // bn))
     scan = max(1, 4096 // bn)  # route_kernel scans 32 partial sets / mask rows per step at N=128
-
-    weights = torch.empty(t, top_k, dtype=torch.float32, device=dev)
-    ids = torch.empty(t, top_k, dtype=torch.int64, device=dev)
-    common = dict(
-        HAS_VALID=has_valid, KEY16=key16, WIDE=wide, PACK64=cfg.lynx_pack64 and key16 and policy == "lynx",
-        K=top_k, KP=kp, BETA=beta, K0=k0, K0P=next_pow2(k0), BN=bn,
-    )
-    if tally is not None:  # the kernel writes through raw pointers: no bounds or stride checks there
-        if tuple(tally.hits.shape) != (2, n) or not tally.hits.is_contiguous() or tally.hits.dtype != torch.int32:
-            raise ValueError(f"tally.hits must be a contiguous int32 [2, {n}] tensor, got {tuple(tally.hits.shape)}")
-        kept = tally.logits
-        if kept is not None and (kept.shape[0] < t or kept.shape[1] != n or not kept.is_contiguous()
-                                 or kept.dtype != torch.float32):
-            raise ValueError(f"tally.logits must be a contiguous float32 [>= {t}, {n}] tensor, got {tuple(kept.shape)}")
-    mode = rk.TALLY_NONE if tally is None else rk.TALLY_MARKS if tally.logits is None else rk.TALLY_LOGITS
-    route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea", TALLY=mode)
-    hits = ids if tally is None else tally.hits  # unread without a tally
-    kept = weights if tally is None or tally.logits is None else tally.logits  # unread unless TALLY_LOGITS
     strides = (logits.stride(0), logits.stride(1))
 
     if plan_is_fused(t, n, policy, cfg):
         bt = next_pow2(t)
         mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
         rk.route_kernel[(1,)](
-            logits, valid_arg, weights, weights, ids, hits, kept, t, *strides, 0, alpha_bits, N=n,
+            logits, valid_arg, weights, weights, ids, hits, kept, t, *strides, 0, alpha_bits,
             ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=cfg.fused_warps or _fused_warps(bt, bn, cfg),
         )
         return weights, ids
@@ -152,13 +180,13 @@ def select_experts_triton(
     else:
         parts = torch.empty(blocks, bn, dtype=torch.int8, device=dev)  # every row written
         rk.active_kernel[(blocks,)](
-            logits, valid_arg, parts, t, *strides, alpha_bits, N=n,
+            logits, valid_arg, parts, t, *strides, alpha_bits,
             POLICY=rk.LYNX if policy == "lynx" else rk.OEA, BT=bt, CHUNK=chunk, **common,
             num_warps=(cfg.active_warps or max(warps, _warps(chunk * bn, cfg))) if policy == "lynx" else warps,
         )
         mode = rk.FROM_PARTS
     rk.route_kernel[(blocks,)](
-        logits, valid_arg, parts, weights, ids, hits, kept, t, *strides, blocks, alpha_bits, N=n,
+        logits, valid_arg, parts, weights, ids, hits, kept, t, *strides, blocks, alpha_bits,
         ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=warps,
     )
     return weights, ids
