@@ -285,6 +285,7 @@ def _counters_zero() -> bool:
 @pytest.mark.parametrize("case", CASES, ids=[f"c{i}" for i in range(len(CASES))])
 def test_interp_equals_select_experts_on_its_logits(case: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     from lynx.kernels.router_route import router_select_triton
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG
     from lynx.kernels.skinny_gemm import SkinnyGemmConfig
 
     t, n, k, h, dtype, policy, scoring, renorm, valid_mode, tally_mode, tiles = case
@@ -295,9 +296,10 @@ def test_interp_equals_select_experts_on_its_logits(case: tuple, monkeypatch: py
     p = resolve_params(policy, given.get(policy, {}), n, k)  # else the model defaults
     gemm = None if tiles is None else SkinnyGemmConfig(block_n=tiles[0], block_k=tiles[1], split_k=tiles[2])
     got_tally = _tally(tally_mode, n, k, t)
+    wide = DEFAULT_CONFIG.with_(oea_fused_max_rows=32)  # OEA's single program up to 32 rows, as LYNX's
     logits, weights, ids = router_select_triton(
         x, w, k, policy, scoring, renorm, valid, p, None if got_tally is None else got_tally.layer(0),
-        gemm_config=gemm)
+        gemm_config=gemm, routing_config=wide)
     assert _counters_zero()
     assert logits.shape == (t, n) and logits.dtype == dtype and ids.dtype == torch.int64 and weights.dtype == FP32
 
@@ -343,7 +345,8 @@ def test_interp_reasons() -> None:
     lynx = resolve_params("lynx", {}, 128, 8)
     assert fused_router_reason(x, w, 8, "lynx", lynx) is None
     assert fused_router_reason(torch.randn(64, 64), w, 8, "topk", {}) is None
-    assert fused_router_reason(torch.randn(32, 64), w, 8, "oea", {"k0": 5}) is None  # the last fused size
+    assert fused_router_reason(torch.randn(8, 64), w, 8, "oea", {"k0": 5}) is None  # OEA's last fused size
+    assert "split" in fused_router_reason(torch.randn(9, 64), w, 8, "oea", {"k0": 5})
     assert "split" in fused_router_reason(torch.randn(33, 64), w, 8, "lynx", lynx)
     assert "T=65" in fused_router_reason(torch.randn(65, 64), w, 8, "topk", {})
     assert "weight is" in fused_router_reason(x, w.bfloat16(), 8, "topk", {})

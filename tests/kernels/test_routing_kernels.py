@@ -85,6 +85,19 @@ def test_unsupported_shapes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 # ----------------------------------------------------------------------------- sm_90 build
 @needs_triton
 @outer_only
+def test_launch_plans_follow_the_measured_crossovers() -> None:
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG, plan_is_fused
+
+    fused = {p: [t for t in (1, 8, 9, 16, 32, 33, 64) if plan_is_fused(t, 128, p, DEFAULT_CONFIG)]
+             for p in ("topk", "lynx", "oea")}
+    assert fused == {"topk": [], "lynx": [1, 8, 9, 16, 32], "oea": [1, 8]}
+    assert DEFAULT_CONFIG.block_rows == 1
+    assert not plan_is_fused(16, 128, "oea", DEFAULT_CONFIG.with_(oea_fused_max_rows=8))
+    assert plan_is_fused(16, 128, "oea", DEFAULT_CONFIG.with_(oea_fused_max_rows=16))
+
+
+@needs_triton
+@outer_only
 def test_kernels_compile_for_sm90() -> None:
     """Every launch plan of the Qwen3-30B-A3B shape lowers for sm_90, without spills of
     whole tiles and with the row loads vectorised (what the JIT's specialisation of a
@@ -239,7 +252,8 @@ def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.Mo
     monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
     want = ExpertTally(1, n, k, torch.device("cpu"))
     want_w, want_ids = select_experts(logits, k, policy, scoring, renorm, valid, tally=want.layer(0), **params)
-    cfg = RoutingKernelConfig(fused_max_rows=64 if fused else 0, block_rows=(1, 2, 4)[t % 3], lynx_pack64=t % 2 == 1)
+    cfg = RoutingKernelConfig(fused_max_rows=64 if fused else 0, oea_fused_max_rows=64 if fused else 0,
+                              block_rows=(1, 2, 4)[t % 3], lynx_pack64=t % 2 == 1)
     p = resolve_params(policy, params, n, k)
     got = ExpertTally(1, n, k, torch.device("cpu"))  # both rows marked in the kernel
     got_w, got_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg, tally=got.layer(0))

@@ -59,8 +59,9 @@ def part_exact(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, dev
     rng = random.Random(args.seed)
     rows = (1, 2, 5, 16) if args.dry_run else (1, 2, 3, 7, 16, 33, 64, 100, 128, 256)
     shapes = [(64, 6), (128, 8), (160, 6), (128, 2)] if not args.dry_run else [(16, 4), (24, 2)]
-    plans = {"default": None, "fused": RoutingKernelConfig(fused_max_rows=256, fused_max_elems=1 << 16),
-             "split": RoutingKernelConfig(fused_max_rows=0)}
+    plans = {"default": None,
+             "fused": RoutingKernelConfig(fused_max_rows=256, oea_fused_max_rows=256, fused_max_elems=1 << 16),
+             "split": RoutingKernelConfig(fused_max_rows=0, oea_fused_max_rows=0)}
     # Each new shape costs a Triton compile (~0.5-1 s): shuffled, so that a budget stop
     # still leaves every batch size, shape and policy covered by some case.
     cases = [(t, s, p) for t in rows for s in shapes for p in ("topk", "lynx", "oea")]
@@ -155,7 +156,8 @@ def part_time(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, devi
     n, k = (16, 4) if args.dry_run else (128, 8)
     rows = (1, 4) if args.dry_run else (1, 16, 32, 64, 128)
     calls, replays = (2, 2) if args.dry_run else (LAYERS, 20)
-    fused, split4 = dict(fused_max_rows=256, fused_max_elems=1 << 16), dict(fused_max_rows=0, block_rows=4)
+    fused = dict(fused_max_rows=256, oea_fused_max_rows=256, fused_max_elems=1 << 16)
+    split4 = dict(fused_max_rows=0, oea_fused_max_rows=0, block_rows=4)
     # most informative first (each new shape costs a compile): the plan crossover, then knobs
     variants = {"default": {}, "fused": fused, "split4": split4, "split1": dict(split4, block_rows=1),
                 "split4-p64": dict(split4, lynx_pack64=True), "fused-p64": dict(fused, lynx_pack64=True),

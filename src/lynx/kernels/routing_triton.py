@@ -6,11 +6,14 @@
 parameter depends only on Python values (``T``, ``N``, ``k``, the policy's parameters),
 nothing reads the device, so the call can be captured in a CUDA graph.
 
-Plans (see :mod:`lynx.kernels.routing_kernels`): LYNX/OEA batches of at most
-``fused_max_rows`` rows run as one program (one launch); larger ones as ``active_kernel``
-+ ``route_kernel`` over blocks of ``block_rows`` rows. Plain top-k is one launch of
-``route_kernel`` over row blocks. The defaults are provisional until measured on the
-H200 (``lynx bench routing`` times both plans per batch size).
+Plans (see :mod:`lynx.kernels.routing_kernels`): LYNX batches of at most ``fused_max_rows``
+rows (OEA: ``oea_fused_max_rows``) run as one program (one launch); larger ones as
+``active_kernel`` + ``route_kernel`` over blocks of ``block_rows`` rows. Plain top-k is one
+launch of ``route_kernel`` over row blocks. Defaults from ``lynx bench routing`` on the H200
+(docs/performance.md section 8, N=128, k=8): one row per program beats four for top-k
+(2.26 vs 3.68 µs at T=16, 2.39 vs 3.77 at 64) and for the split plans (LYNX T=64: 11.3 vs
+12.4); OEA's split plan beats its single program from T=16 (5.05 vs 5.63 µs), LYNX's only
+above 32 rows. OEA between 2 and 15 rows was not measured; 8 splits the difference.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from lynx.routing.tally import LayerTally
 class RoutingKernelConfig:
     """Launch choices of the routing kernels (per call; all static given T and N)."""
 
-    fused_max_rows: int = 32  # LYNX/OEA: batches of at most this many rows run fused
-    block_rows: int = 4  # split path and top-k: rows per program
+    fused_max_rows: int = 32  # LYNX: batches of at most this many rows run fused
+    oea_fused_max_rows: int = 8  # OEA: the same bound (its split plan wins earlier)
+    block_rows: int = 1  # split path and top-k: rows per program
     fused_max_elems: int = 16384  # fused tile [T_pow2, N_pow2] bound (registers)
     chunk_elems: int = 8192  # batch-wide loops take chunk_elems // N_pow2 rows per step
     warps_per_row_elems: int = 256  # one warp per this many tile entries, clamped to [1, 8]
@@ -78,7 +82,8 @@ def plan_is_fused(num_rows: int, num_experts: int, policy: str, cfg: RoutingKern
     if policy == "topk":
         return False
     tile = next_pow2(num_rows) * next_pow2(num_experts)
-    return num_rows <= cfg.fused_max_rows and tile <= cfg.fused_max_elems
+    max_rows = cfg.oea_fused_max_rows if policy == "oea" else cfg.fused_max_rows
+    return num_rows <= max_rows and tile <= cfg.fused_max_elems
 
 
 def tally_launch_args(
