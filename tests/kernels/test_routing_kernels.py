@@ -85,6 +85,20 @@ def test_unsupported_shapes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 # ----------------------------------------------------------------------------- sm_90 build
 @needs_triton
 @outer_only
+def test_kernel_config_from_the_environment_is_validated() -> None:
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG, RoutingKernelConfig, config_from_spec
+
+    assert config_from_spec("") == RoutingKernelConfig() == DEFAULT_CONFIG  # the variable is unset in tests
+    cfg = config_from_spec(" fused_max_rows=64, fused_warps=16 ")
+    assert (cfg.fused_max_rows, cfg.fused_warps, cfg.block_rows) == (64, 16, 1)
+    for bad, what in (("nope=1", "'nope=1'"), ("fused_max_rows", "name=value"), ("block_rows=x", "integer"),
+                      ("fused_warps=3", "power of two"), ("block_rows=0", ">= 1"), ("chunk_elems=-4", ">= 0")):
+        with pytest.raises(ValueError, match=what):
+            config_from_spec(bad)
+
+
+@needs_triton
+@outer_only
 def test_launch_plans_follow_the_measured_crossovers() -> None:
     from lynx.kernels.routing_triton import DEFAULT_CONFIG, plan_is_fused
 

@@ -61,7 +61,8 @@ def part_exact(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, dev
     shapes = [(64, 6), (128, 8), (160, 6), (128, 2)] if not args.dry_run else [(16, 4), (24, 2)]
     plans = {"default": None,
              "fused": RoutingKernelConfig(fused_max_rows=256, oea_fused_max_rows=256, fused_max_elems=1 << 16),
-             "split": RoutingKernelConfig(fused_max_rows=0, oea_fused_max_rows=0)}
+             "split": RoutingKernelConfig(fused_max_rows=0, oea_fused_max_rows=0),
+             "fused-w16": RoutingKernelConfig(fused_max_rows=64, oea_fused_max_rows=64, fused_warps=16)}
     # Each new shape costs a Triton compile (~0.5-1 s): shuffled, so that a budget stop
     # still leaves every batch size, shape and policy covered by some case.
     cases = [(t, s, p) for t in rows for s in shapes for p in ("topk", "lynx", "oea")]
@@ -158,10 +159,11 @@ def part_time(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, devi
     calls, replays = (2, 2) if args.dry_run else (LAYERS, 20)
     fused = dict(fused_max_rows=256, oea_fused_max_rows=256, fused_max_elems=1 << 16)
     split4 = dict(fused_max_rows=0, oea_fused_max_rows=0, block_rows=4)
-    # most informative first (each new shape costs a compile): the plan crossover, then knobs
+    # most informative first (each new shape costs a compile): the plan crossover, then the
+    # single program's warps (8 and 16: rows per warp at T=16..64). Pack64 and the active
+    # kernel's warps were measured in earlier runs (docs/performance.md sections 5 and 8).
     variants = {"default": {}, "fused": fused, "split4": split4, "split1": dict(split4, block_rows=1),
-                "split4-p64": dict(split4, lynx_pack64=True), "fused-p64": dict(fused, lynx_pack64=True),
-                "split4-aw4": dict(split4, active_warps=4), "fused-w4": dict(fused, fused_warps=4)}
+                "fused-w8": dict(fused, fused_warps=8), "fused-w16": dict(fused, fused_warps=16)}
     inputs = {}
     for t in rows:
         z, valid = make_inputs(torch, 3, t, n, "skewed", "tail", device)
@@ -169,9 +171,7 @@ def part_time(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, devi
     # torch and the default plan everywhere first, then the variants (budget permitting)
     jobs = [(t, policy, name) for name in variants for t in rows for policy in ("topk", "lynx", "oea")
             if not (policy == "topk" and name.startswith("fused"))
-            and not (policy != "lynx" and ("aw4" in name or "p64" in name))
-            and not (name.startswith("fused") and t > 64) and not (t == 1 and "w4" in name)
-            and not (t == 32 and name not in ("default", "fused", "split4"))]
+            and not (name.startswith("fused") and t > 64) and not (t == 1 and "-w" in name)]
     jobs = [(t, policy, "torch") for t in rows for policy in ("topk", "lynx", "oea")] + jobs
     for t, policy, name in jobs:
         if ctx.left() < 0:

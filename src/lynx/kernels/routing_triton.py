@@ -18,8 +18,9 @@ above 32 rows. OEA between 2 and 15 rows was not measured; 8 splits the differen
 
 from __future__ import annotations
 
+import os
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import triton
@@ -43,12 +44,42 @@ class RoutingKernelConfig:
     active_warps: int = 0  # warps of active_kernel for LYNX (0: from its chunk size)
     lynx_pack64: bool = False  # LYNX picks on one int64 key (16-bit logits only), see lynx_picks
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "lynx_pack64" and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"RoutingKernelConfig.{f.name} must be an integer >= 0, got {value!r}")
+        if self.block_rows < 1 or self.warps_per_row_elems < 1 or self.chunk_elems < 1:
+            raise ValueError("RoutingKernelConfig: block_rows, warps_per_row_elems and chunk_elems must be >= 1")
+        for name in ("fused_warps", "active_warps"):
+            if getattr(self, name) not in (0, 1, 2, 4, 8, 16, 32):
+                raise ValueError(f"RoutingKernelConfig.{name} must be 0 (automatic) or a power of two up to 32")
+
     def with_(self, **changes: int) -> RoutingKernelConfig:
         """Copy with some fields changed (for sweeps)."""
         return replace(self, **changes)
 
 
-DEFAULT_CONFIG = RoutingKernelConfig()
+CONFIG_ENV = "LYNX_ROUTING_KERNEL_CONFIG"  # e.g. "fused_max_rows=64,fused_warps=16" (benchmarks)
+
+
+def config_from_spec(spec: str) -> RoutingKernelConfig:
+    """The default config with ``name=value`` fields (comma-separated integers) changed."""
+    known = {f.name for f in fields(RoutingKernelConfig)}
+    changes: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            raise ValueError(f"{CONFIG_ENV}: {item!r} is not name=value with a name among {sorted(known)}")
+        try:
+            changes[name] = int(value)
+        except ValueError:
+            raise ValueError(f"{CONFIG_ENV}: {name} must be an integer, got {value.strip()!r}") from None
+    return RoutingKernelConfig(**changes)
+
+
+DEFAULT_CONFIG = config_from_spec(os.environ.get(CONFIG_ENV, ""))  # read once, at import
 
 
 def int32_key_fits(num_rows: int, beta: int) -> bool:
