@@ -35,7 +35,7 @@ def test_metadata_and_sum_fused_only_for_small_batches() -> None:
         assert cfg.align == "kernel" and not cfg.fuse_sum
     # block_m 64 with 4 stages of [64 x 128] + weight tiles needs ~128 KiB: one CTA per SM
     assert default_config(64, 2048, 768).stages1 == 3 and default_config(64, 2048, 768).stages2 == 3
-    small = default_config(16, 2048, 768)  # three CTAs per SM need <= 76 KiB each: 3 stages of 20 KiB
+    small = default_config(16, 2048, 768)  # three CTAs per SM with 3 stages (measured, section 8)
     assert (small.ctas_per_sm, small.stages1, small.stages2) == (3, 3, 3)
     assert default_config(32, 2048, 768).stages1 == 4
     with pytest.raises(ValueError):

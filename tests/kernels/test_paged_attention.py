@@ -135,7 +135,55 @@ def interpreter_cases() -> int:
     case.q = qkv[:, : 4 * 16].view(2, 4, 16)
     got = pa.paged_decode_attention(*case.args(), 0.25, None, backend="triton")
     assert rel_err(got, pa.paged_decode_attention_reference(*case.args(), 0.25, None)) < 1e-5
-    return len(runs) + 1 + engine_case()
+    return len(runs) + 1 + launch_cases() + engine_case()
+
+
+def launch_cases() -> int:
+    """One launch really skips the reduce kernel; fallbacks; rows outside the contract leave counters at zero."""
+    import lynx.kernels.paged_attention_triton as pat
+    from lynx.kernels.skinny_gemm import split_k_counters
+
+    calls: list[int] = []
+    real = pat.paged_decode_reduce_kernel
+
+    class Spy:  # records launches of the reduce kernel, then runs it
+        def __getitem__(self, grid):  # noqa: ANN001, ANN204
+            calls.append(1)
+            return real[grid]
+
+    pat.paged_decode_reduce_kernel = Spy()
+    try:
+        case = make_paged_case([1, 7, 16, 33], 4, 2, 16, 4, 9, seed=11)
+        small = pat.PagedAttentionConfig(partition_size=8, block_n=4)
+        one = pat.paged_decode_attention_triton(*case.args(), 0.25, None, config=small)
+        assert calls == [], "the one-launch path launched the reduce kernel"
+        two = pat.paged_decode_attention_triton(*case.args(), 0.25, None, config=small.with_(fused_reduce=False))
+        assert calls == [1] and torch.equal(one, two)
+        slots, pat.COUNTER_SLOTS = pat.COUNTER_SLOTS, 4  # 4 rows x 2 KV heads do not fit: two launches
+        try:
+            assert torch.equal(pat.paged_decode_attention_triton(*case.args(), 0.25, None, config=small), one)
+        finally:
+            pat.COUNTER_SLOTS = slots
+        assert calls == [1, 1]
+    finally:
+        pat.paged_decode_reduce_kernel = real
+    # outside the contract: a row with no key (ctx 0, or window 0) gives zeros on both paths, and a
+    # row longer than its table (it reads the next row's pages) must not leave a counter behind
+    case = make_paged_case([9, 30, 12], 4, 2, 16, 4, 8, seed=12)
+    case.context_lens[0] = 0
+    for window in (None, 0):
+        for cfg in (small, small.with_(fused_reduce=False)):
+            got = pat.paged_decode_attention_triton(*case.args(), 0.25, window, config=cfg)
+            assert torch.equal(got[0], torch.zeros_like(got[0])), (window, cfg)
+            if window == 0:
+                assert torch.equal(got, torch.zeros_like(got))
+    case.context_lens[0] = 8 * 4 + 6
+    pat.paged_decode_attention_triton(*case.args(), 0.25, None, config=small)
+    assert not split_k_counters(case.q.device).any(), "a row longer than its table left a counter set"
+    case.context_lens[0] = 9
+    want = pa.paged_decode_attention_reference(*case.args(), 0.25, None)
+    assert rel_err(pat.paged_decode_attention_triton(*case.args(), 0.25, None, config=small), want) < 1e-5
+    return 5
 
 
 def engine_case() -> int:

@@ -92,7 +92,8 @@ def test_kernel_config_from_the_environment_is_validated() -> None:
     cfg = config_from_spec(" fused_max_rows=64, fused_warps=16 ")
     assert (cfg.fused_max_rows, cfg.fused_warps, cfg.block_rows) == (64, 16, 1)
     for bad, what in (("nope=1", "'nope=1'"), ("fused_max_rows", "name=value"), ("block_rows=x", "integer"),
-                      ("fused_warps=3", "power of two"), ("block_rows=0", ">= 1"), ("chunk_elems=-4", ">= 0")):
+                      ("fused_warps=3", "power of two"), ("block_rows=0", ">= 1"), ("block_rows_large=0", ">= 1"),
+                      ("chunk_elems=-4", ">= 0")):
         with pytest.raises(ValueError, match=what):
             config_from_spec(bad)
 
@@ -105,7 +106,7 @@ def test_launch_plans_follow_the_measured_crossovers() -> None:
     fused = {p: [t for t in (1, 8, 9, 16, 32, 33, 64) if plan_is_fused(t, 128, p, DEFAULT_CONFIG)]
              for p in ("topk", "lynx", "oea")}
     assert fused == {"topk": [], "lynx": [1, 8, 9, 16, 32], "oea": [1, 8]}
-    assert DEFAULT_CONFIG.block_rows == 1
+    assert (DEFAULT_CONFIG.block_rows, DEFAULT_CONFIG.block_rows_large) == (1, 4)
     assert not plan_is_fused(16, 128, "oea", DEFAULT_CONFIG.with_(oea_fused_max_rows=8))
     assert plan_is_fused(16, 128, "oea", DEFAULT_CONFIG.with_(oea_fused_max_rows=16))
 

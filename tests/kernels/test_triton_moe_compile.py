@@ -69,8 +69,8 @@ def compile_default_gemms(batch: int, fused: bool | None = None) -> list:
     shape = dict(H=QWEN3["H"], I=QWEN3["I"], TOP_K=QWEN3["k"], BLOCK_M=cfg.block_m, DOT_PRECISION="tf32",
                  FUSED_ALIGN=fused, NUM_EXPERTS=QWEN3["E"], E_POW2=prm.e_pow2, P_POW2=prm.p_pow2)
     n_tiles1, n_tiles2 = -(-QWEN3["I"] // cfg.block_n1), -(-QWEN3["H"] // cfg.block_n2)
-    local = [1 << (-(-prm.max_blocks // grid_m(prm.max_blocks, n, 132, cfg.ctas_per_sm)) - 1).bit_length()
-             for n in (n_tiles1, n_tiles2)]  # LOCAL_BLOCKS as triton_moe computes it for an H200
+    local = [1 << (-(-prm.max_blocks // grid_m(prm.max_blocks, n, 132, ctas)) - 1).bit_length()
+             for n, ctas in ((n_tiles1, cfg.ctas_per_sm), (n_tiles2, cfg.down_ctas_per_sm))]  # as triton_moe, H200
     return [
         compile_sm90(gate_up_silu_kernel, gate_sig,
                      dict(shape, BLOCK_N=cfg.block_n1, BLOCK_K=cfg.block_k1, LOCAL_BLOCKS=local[0],
@@ -83,9 +83,12 @@ def compile_default_gemms(batch: int, fused: bool | None = None) -> list:
 
 @pytest.mark.parametrize("batch", [1, 16, 32, 64, 256])
 def test_default_configs_compile_and_pipeline(batch: int) -> None:
-    for kernel in compile_default_gemms(batch):
-        # the persistent grid assumes two CTAs per SM: each may use at most half the SM's memory
-        assert kernel.metadata.shared <= SM90_SMEM // 2 - 1024, kernel.metadata.shared
+    from lynx.kernels.moe_config import default_config
+
+    cfg = default_config(batch, QWEN3["H"], QWEN3["I"])
+    for kernel, ctas in zip(compile_default_gemms(batch), (cfg.ctas_per_sm, cfg.down_ctas_per_sm)):
+        # the persistent grid assumes `ctas` CTAs per SM: each may use at most that share of its memory
+        assert kernel.metadata.shared <= SM90_SMEM // max(ctas, 1) - 1024, (ctas, kernel.metadata.shared)
         assert "async_copy_global_to_local" in kernel.asm["ttgir"], "weight loads are not pipelined"
         assert "cp.async.cg.shared.global" in kernel.asm["ptx"]
 

@@ -122,6 +122,9 @@ CASES = [
     (21, 2, 8, 48, 32, None, SMALL.with_(block_m=16, ctas_per_sm=0)),  # experts span >1 block
     (21, 2, 8, 48, 32, None, SMALL.with_(block_m=32, ctas_per_sm=1)),  # persistent M loop
     (21, 2, 8, 48, 32, None, SMALL.with_(block_m=16, ctas_per_sm=1, ctas_per_sm2=0)),  # down grid != gate_up's
+    # one N tile per kernel (H = I = 16): persistent grids of 12 (gate_up) and 8 (down) programs
+    # on the interpreter's 4 "SMs", over 13 possible blocks: their scratch tables differ in size
+    (40, 2, 8, 16, 16, None, SMALL.with_(block_m=16, ctas_per_sm=3, ctas_per_sm2=2)),
     (40, 2, 8, 48, 32, 2, SMALL),  # two experts, 40 pairs each: three blocks of 16 per expert
     (9, 8, 128, 32, 16, None, SMALL.with_(block_n2=32)),  # E = 128, the fused k-sum over 8 slots
 ]

@@ -21,7 +21,8 @@ and the shapes are fixed per model anyway):
   compile) fits only one CTA and the "one wave" grid runs as two -- the likely reason batch
   64 measured b = 2.93 us/expert against 2.43 at batch 16 (545f084). Batches above 32
   tokens therefore use 3 stages (96 KiB).
-* up to 16 tokens three CTAs per SM with 3 stages (60 KiB each): on the H200 47.9 / 80.5 /
+* up to 16 tokens three CTAs per SM with 3 stages (40 KiB of shared memory each in the sm_90
+  compile; 4 stages would fit too but were not timed with 3 CTAs): on the H200 47.9 / 80.5 /
   107.4 µs per layer at 15 / 31 / 44 skewed experts against 49.7 / 81.6 / 109.5 with two
   CTAs and 4 stages (docs/performance.md section 8); at 64 tokens three were no better.
 * a persistent M loop: the grid's M extent is capped at ``ctas_per_sm * SMs / n_tiles``
@@ -86,7 +87,7 @@ class TritonMoEConfig:
 
 def default_config(num_tokens: int, hidden_size: int, intermediate_size: int) -> TritonMoEConfig:
     """Decode-first defaults (module docstring); prefill-sized batches get larger tiles."""
-    if num_tokens <= FUSED_MAX_TOKENS:  # 3 CTAs per SM (3 stages fit): 1-4% faster at 15-44 experts
+    if num_tokens <= FUSED_MAX_TOKENS:  # 3 CTAs per SM, 3 stages: 1-4% faster at 15-44 experts
         return TritonMoEConfig(block_m=16, ctas_per_sm=3, stages1=3, stages2=3)
     separate = dict(align="kernel", fuse_sum=False)
     if num_tokens <= 32:

@@ -68,9 +68,19 @@ def _merge_partitions(
 
 
 @triton.jit
-def _row_partitions(ctx, window, PARTITION: tl.constexpr):
-    """``(first, end)``: the partitions holding a key the row attends (those that store)."""
-    return tl.maximum(ctx - window, 0) // PARTITION, (ctx + PARTITION - 1) // PARTITION
+def _row_partitions(ctx, window, num_parts, PARTITION: tl.constexpr):
+    """``(first, end)``: the partitions holding a key the row attends, i.e. the programs that store.
+
+    Outside the contract the range stays consistent with what the programs do, so an arrival
+    counter always reaches its target and is reset: ``end`` is clipped to the grid (a row
+    longer than its table), and a row attending no key (``ctx < 1`` or ``window < 1``) gets
+    ``first == end`` (its output is 0, as the reference's empty softmax is not defined).
+    """
+    start = tl.maximum(ctx - window, 0)  # first attended position
+    first = start // PARTITION
+    end = tl.minimum((ctx + PARTITION - 1) // PARTITION, num_parts)
+    end = tl.where(start < ctx, tl.maximum(end, first), first)
+    return first, end
 
 
 @triton.jit
@@ -138,16 +148,17 @@ def paged_decode_partition_kernel(
         m_i = m_new
 
     num_kv_heads = tl.num_programs(1)
-    first_part, end_part = _row_partitions(ctx, window, PARTITION)
+    first_part, end_part = _row_partitions(ctx, window, num_parts, PARTITION)
     keep = g_ok & (lo < hi)  # empty partitions store nothing; the merge skips them
     if FUSED:
-        direct = end_part - first_part == 1  # the row's keys are all in one partition
+        direct = end_part - first_part <= 1  # the row's keys are all in one partition (or none)
     else:
-        direct = ctx < 0  # never: the reduce kernel writes every output
+        direct = end_part < first_part  # never: the reduce kernel writes every output
     if direct:
         out = tl.where(l_i[:, None] > 0, acc / l_i[:, None], 0.0)  # = the one-partition merge, bit for bit
         o_ptrs = out_ptr + seq.to(tl.int64) * stride_ob + heads[:, None] * stride_oh + offs_d[None, :]  # [BG, BD]
-        tl.store(o_ptrs, out.to(out_ptr.dtype.element_ty), mask=keep[:, None] & d_ok[None, :])
+        writer = keep | (g_ok & (end_part == first_part) & (part == 0))  # a row with no key: zeros, once
+        tl.store(o_ptrs, out.to(out_ptr.dtype.element_ty), mask=writer[:, None] & d_ok[None, :])
     else:
         row = ((seq * num_kv_heads * GROUP + heads) * num_parts + part).to(tl.int64)  # [BG]
         tl.store(part_max_ptr + row, m_i, mask=keep)
@@ -180,6 +191,6 @@ def paged_decode_reduce_kernel(
     kv_head = tl.program_id(0)
     seq = tl.program_id(1)
     ctx = tl.load(context_lens_ptr + seq)
-    first_part, end_part = _row_partitions(ctx, window, PARTITION)  # exactly the partitions that stored
+    first_part, end_part = _row_partitions(ctx, window, num_parts, PARTITION)  # exactly the partitions that stored
     _merge_partitions(part_max_ptr, part_sum_ptr, part_out_ptr, out_ptr, seq, kv_head, tl.num_programs(0),
                       first_part, end_part, num_parts, stride_ob, stride_oh, HEAD_DIM, BLOCK_D, GROUP, BLOCK_G)

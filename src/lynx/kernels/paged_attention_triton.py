@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import torch
 import triton
@@ -130,6 +131,9 @@ def paged_decode_attention_triton(
     # the skinny GEMM's split-K counters (every kernel leaves it zero; calls on one stream).
     counters = split_k_counters(q.device) if cfg.fused_reduce and b * hkv <= COUNTER_SLOTS else None
     fused = counters is not None
+    if cfg.fused_reduce and not fused and b * hkv <= COUNTER_SLOTS:
+        warnings.warn("paged attention: counter workspace missing during graph capture; this graph merges "
+                      "partitions in a second launch (run one call eagerly before capturing)", stacklevel=2)
     group = hq // hkv
     win = NO_WINDOW if window is None else int(window)
     block_d = max(16, triton.next_power_of_2(d))

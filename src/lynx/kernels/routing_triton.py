@@ -36,7 +36,9 @@ class RoutingKernelConfig:
 
     fused_max_rows: int = 32  # LYNX: batches of at most this many rows run fused
     oea_fused_max_rows: int = 8  # OEA: the same bound (its split plan wins earlier)
-    block_rows: int = 1  # split path and top-k: rows per program
+    block_rows: int = 1  # split path and top-k: rows per program, batches up to 128 rows
+    block_rows_large: int = 4  # the same above 128 rows (unmeasured there: the earlier default, since
+    # LYNX/OEA's split plan does O(T) work per block and one row per block would multiply it by T)
     fused_max_elems: int = 16384  # fused tile [T_pow2, N_pow2] bound (registers)
     chunk_elems: int = 8192  # batch-wide loops take chunk_elems // N_pow2 rows per step
     warps_per_row_elems: int = 256  # one warp per this many tile entries, clamped to [1, 8]
@@ -49,8 +51,9 @@ class RoutingKernelConfig:
             value = getattr(self, f.name)
             if f.name != "lynx_pack64" and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"RoutingKernelConfig.{f.name} must be an integer >= 0, got {value!r}")
-        if self.block_rows < 1 or self.warps_per_row_elems < 1 or self.chunk_elems < 1:
-            raise ValueError("RoutingKernelConfig: block_rows, warps_per_row_elems and chunk_elems must be >= 1")
+        if min(self.block_rows, self.block_rows_large, self.warps_per_row_elems, self.chunk_elems) < 1:
+            raise ValueError("RoutingKernelConfig: block_rows, block_rows_large, warps_per_row_elems and "
+                             "chunk_elems must be >= 1")
         for name in ("fused_warps", "active_warps"):
             if getattr(self, name) not in (0, 1, 2, 4, 8, 16, 32):
                 raise ValueError(f"RoutingKernelConfig.{name} must be 0 (automatic) or a power of two up to 32")
@@ -208,7 +211,7 @@ def select_experts_triton(
         )
         return weights, ids
 
-    bt = min(next_pow2(t), cfg.block_rows)
+    bt = min(next_pow2(t), cfg.block_rows if t <= 128 else cfg.block_rows_large)
     blocks = triton.cdiv(t, bt)
     warps = _warps(bt * bn, cfg)
     if policy == "topk":
