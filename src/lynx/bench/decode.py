@@ -37,6 +37,10 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.85)
     p.add_argument("--json", dest="json_path", default=None, help="write results to this JSON file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", action="append", metavar="NAME=VAR=VALUE[;VAR=VALUE]",
+                   help="run the whole bench once per variant, each in a child process with these environment "
+                        "variables (NAME= for none; the first is the reference), and print step-time ratios, e.g. "
+                        "--variant base= --variant fused=LYNX_FUSED_ROUTER=1")
 
 
 def _policy_params(policy: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +49,11 @@ def _policy_params(policy: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_decode_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the bench (or, with ``--variant``, one child run per variant); print and return the results."""
+    if getattr(args, "variant", None):
+        from lynx.bench.decode_variants import run_variants
+
+        return run_variants(args)
     from lynx import LLM, SamplingParams
     from lynx.routing import parse_routing_args
     from lynx.models.presets import is_preset
