@@ -26,6 +26,11 @@ Kernels:
 * :func:`sum_topk_kernel`: ``out[t] = sum_j pair_out[t*k + j]`` in a fixed order, skipping
   dropped pairs whose rows were never written (used when the sum is not fused).
 
+The tile bodies (:func:`gate_up_tile`, :func:`down_tile`: one row block times one N tile)
+are separate ``@triton.jit`` helpers, inlined at compile time, so that the EXPERIMENTAL
+one-launch kernel (:mod:`lynx.kernels.triton_moe_persistent`) runs the very same code; the
+two kernels compile to the same PTX as with the bodies written inline.
+
 Rows are pair ids ``p = t*k + j``; padding rows (``p == P``) are masked on load and store.
 Inner dimensions ``H``/``I`` are constexpr: shapes are fixed per model, and it removes the
 K-loop masks when ``BLOCK_K`` divides them.
@@ -66,6 +71,41 @@ def _block(table_ptr, sorted_ptr, block_expert_ptr, block, grid_m,
     return expert, pair
 
 
+@triton.jit
+def gate_up_tile(x_ptr, w13_ptr, inter_ptr, expert, pair, num_pairs, offs_n, n_ok, offs_k,
+                 stride_x, stride_we, stride_wn, stride_inter,
+                 H: tl.constexpr, I: tl.constexpr, TOP_K: tl.constexpr, BLOCK_M: tl.constexpr,
+                 BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """One (row block, N tile) of gate_up: ``inter[pair, offs_n] = silu(x @ Wg^T) * (x @ Wu^T)``."""
+    expert = expert.to(tl.int64)
+    row_ok = pair < num_pairs
+    token = (pair // TOP_K).to(tl.int64)  # [BM]
+    a_ptrs = x_ptr + token[:, None] * stride_x + offs_k[None, :]  # [BM, BK]
+    # weight tiles loaded as [BK, BN] (W^T) so that tl.dot(a, w) = x @ W^T
+    g_ptrs = w13_ptr + expert * stride_we + offs_n[None, :] * stride_wn + offs_k[:, None]  # [BK, BN]
+    u_ptrs = g_ptrs + I * stride_wn  # [BK, BN] same columns of the up half
+    acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, H, BLOCK_K):
+        if H % BLOCK_K == 0:  # compile-time: no K mask, so loads stay 16-byte vectors
+            a = tl.load(a_ptrs, mask=row_ok[:, None], other=0.0)
+            wg = tl.load(g_ptrs, mask=n_ok[None, :], other=0.0)
+            wu = tl.load(u_ptrs, mask=n_ok[None, :], other=0.0)
+        else:
+            k_ok = offs_k < H - k0  # [BK]
+            a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            wg = tl.load(g_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+            wu = tl.load(u_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+        acc_g = tl.dot(a, wg, acc_g, input_precision=DOT_PRECISION)
+        acc_u = tl.dot(a, wu, acc_u, input_precision=DOT_PRECISION)
+        a_ptrs += BLOCK_K
+        g_ptrs += BLOCK_K
+        u_ptrs += BLOCK_K
+    h = acc_g * tl.sigmoid(acc_g) * acc_u  # [BM, BN] silu(gate) * up, fp32
+    out_ptrs = inter_ptr + pair.to(tl.int64)[:, None] * stride_inter + offs_n[None, :]  # [BM, BN]
+    tl.store(out_ptrs, h.to(inter_ptr.dtype.element_ty), mask=row_ok[:, None] & n_ok[None, :])
+
+
 @triton.jit(do_not_specialize=["num_pairs", "grid_m", "num_counters"])  # fewer recompiles across batches
 def gate_up_silu_kernel(
     x_ptr,  # [T, H] model dtype, row stride stride_x, unit column stride
@@ -99,33 +139,42 @@ def gate_up_silu_kernel(
     for block in range(pid_m, num_blocks, grid_m):
         expert, pair = _block(table_ptr, sorted_ptr, block_expert_ptr, block, grid_m, FUSED_ALIGN, BLOCK_M,
                               LOCAL_BLOCKS)
-        expert = expert.to(tl.int64)
-        row_ok = pair < num_pairs
-        token = (pair // TOP_K).to(tl.int64)  # [BM]
-        a_ptrs = x_ptr + token[:, None] * stride_x + offs_k[None, :]  # [BM, BK]
-        # weight tiles loaded as [BK, BN] (W^T) so that tl.dot(a, w) = x @ W^T
-        g_ptrs = w13_ptr + expert * stride_we + offs_n[None, :] * stride_wn + offs_k[:, None]  # [BK, BN]
-        u_ptrs = g_ptrs + I * stride_wn  # [BK, BN] same columns of the up half
-        acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for k0 in range(0, H, BLOCK_K):
-            if H % BLOCK_K == 0:  # compile-time: no K mask, so loads stay 16-byte vectors
-                a = tl.load(a_ptrs, mask=row_ok[:, None], other=0.0)
-                wg = tl.load(g_ptrs, mask=n_ok[None, :], other=0.0)
-                wu = tl.load(u_ptrs, mask=n_ok[None, :], other=0.0)
-            else:
-                k_ok = offs_k < H - k0  # [BK]
-                a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-                wg = tl.load(g_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
-                wu = tl.load(u_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
-            acc_g = tl.dot(a, wg, acc_g, input_precision=DOT_PRECISION)
-            acc_u = tl.dot(a, wu, acc_u, input_precision=DOT_PRECISION)
-            a_ptrs += BLOCK_K
-            g_ptrs += BLOCK_K
-            u_ptrs += BLOCK_K
-        h = acc_g * tl.sigmoid(acc_g) * acc_u  # [BM, BN] silu(gate) * up, fp32
-        out_ptrs = inter_ptr + pair.to(tl.int64)[:, None] * stride_inter + offs_n[None, :]  # [BM, BN]
-        tl.store(out_ptrs, h.to(inter_ptr.dtype.element_ty), mask=row_ok[:, None] & n_ok[None, :])
+        gate_up_tile(x_ptr, w13_ptr, inter_ptr, expert, pair, num_pairs, offs_n, n_ok, offs_k,
+                     stride_x, stride_we, stride_wn, stride_inter, H, I, TOP_K, BLOCK_M, BLOCK_N, BLOCK_K,
+                     DOT_PRECISION)
+
+
+@triton.jit
+def down_tile(inter_ptr, w2_ptr, weights_ptr, pair_out_ptr, expert, pair, num_pairs, offs_n, n_ok, offs_k,
+              stride_inter, stride_we, stride_wn, stride_out,
+              I: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+              DOT_PRECISION: tl.constexpr, A_CACHE: tl.constexpr):
+    """One (row block, N tile) of down: ``pair_out[pair, offs_n] = w_pair * (inter[pair] @ W2^T)`` (fp32).
+
+    ``A_CACHE``: cache modifier of the ``inter`` loads (``".cg"`` when other CTAs of the same
+    launch wrote those rows, so that they come from L2, never a stale L1 line).
+    """
+    expert = expert.to(tl.int64)
+    row_ok = pair < num_pairs
+    pair64 = pair.to(tl.int64)
+    a_ptrs = inter_ptr + pair64[:, None] * stride_inter + offs_k[None, :]  # [BM, BK]
+    w_ptrs = w2_ptr + expert * stride_we + offs_n[None, :] * stride_wn + offs_k[:, None]  # [BK, BN]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, I, BLOCK_K):
+        if I % BLOCK_K == 0:  # compile-time, as in gate_up_tile
+            a = tl.load(a_ptrs, mask=row_ok[:, None], other=0.0, cache_modifier=A_CACHE)
+            w = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
+        else:
+            k_ok = offs_k < I - k0  # [BK]
+            a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0, cache_modifier=A_CACHE)
+            w = tl.load(w_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+        acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
+        a_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    route_w = tl.load(weights_ptr + pair, mask=row_ok, other=0.0)  # [BM] fp32
+    acc = acc * route_w[:, None]  # [BM, BN]
+    out_ptrs = pair_out_ptr + pair64[:, None] * stride_out + offs_n[None, :]  # [BM, BN]
+    tl.store(out_ptrs, acc, mask=row_ok[:, None] & n_ok[None, :])
 
 
 @triton.jit(do_not_specialize=["num_pairs", "grid_m", "num_tokens"])
@@ -159,27 +208,8 @@ def down_weighted_kernel(
     for block in range(pid_m, num_blocks, grid_m):
         expert, pair = _block(table_ptr, sorted_ptr, block_expert_ptr, block, grid_m, FUSED_ALIGN, BLOCK_M,
                               LOCAL_BLOCKS)
-        expert = expert.to(tl.int64)
-        row_ok = pair < num_pairs
-        pair64 = pair.to(tl.int64)
-        a_ptrs = inter_ptr + pair64[:, None] * stride_inter + offs_k[None, :]  # [BM, BK]
-        w_ptrs = w2_ptr + expert * stride_we + offs_n[None, :] * stride_wn + offs_k[:, None]  # [BK, BN]
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for k0 in range(0, I, BLOCK_K):
-            if I % BLOCK_K == 0:  # compile-time, as in gate_up_silu_kernel
-                a = tl.load(a_ptrs, mask=row_ok[:, None], other=0.0)
-                w = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
-            else:
-                k_ok = offs_k < I - k0  # [BK]
-                a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-                w = tl.load(w_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
-            acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
-            a_ptrs += BLOCK_K
-            w_ptrs += BLOCK_K
-        route_w = tl.load(weights_ptr + pair, mask=row_ok, other=0.0)  # [BM] fp32
-        acc = acc * route_w[:, None]  # [BM, BN]
-        out_ptrs = pair_out_ptr + pair64[:, None] * stride_out + offs_n[None, :]  # [BM, BN]
-        tl.store(out_ptrs, acc, mask=row_ok[:, None] & n_ok[None, :])
+        down_tile(inter_ptr, w2_ptr, weights_ptr, pair_out_ptr, expert, pair, num_pairs, offs_n, n_ok, offs_k,
+                  stride_inter, stride_we, stride_wn, stride_out, I, BLOCK_M, BLOCK_N, BLOCK_K, DOT_PRECISION, "")
     if FUSE_SUM:
         # every thread's pair_out stores precede the release below (CTA barrier first)
         tl.debug_barrier()
