@@ -35,6 +35,9 @@ and the shapes are fixed per model anyway):
   old-vs-new measurements only).
 * ``fuse_sum``: the down kernel's last program per N tile sums each token's k rows
   (deterministic), instead of a third launch.
+* ``persistent`` (EXPERIMENTAL, off by default and in every default): both GEMMs in one
+  launch whose programs wait for the gate_up tiles they need
+  (:mod:`lynx.kernels.triton_moe_persistent`); not timed yet.
 * Both fusions save launches but make every program redo the metadata and leave a serial
   tail (one program per N tile reads all ``T*k`` rows); measured on the H200 they pay up
   to ``FUSED_MAX_TOKENS`` = 16 tokens and cost 4-9 us per layer at 32-64 tokens.
@@ -66,6 +69,10 @@ class TritonMoEConfig:
     block_h_sum: int = 1024  # top-k sum kernel: columns of H per program
     align: str = "fused"  # block metadata: "fused" into the GEMMs, separate "kernel", or "legacy"
     fuse_sum: bool = True  # k-sum in the down kernel's last program per N tile (no sum launch)
+    # EXPERIMENTAL one launch for both GEMMs (lynx.kernels.triton_moe_persistent); needs align="fused",
+    # fuse_sum, ctas_per_sm >= 1, one warps/stages setting (warps2 == warps1, stages2 == stages1) and
+    # no separate down grid (ctas_per_sm2 None); batches above SMALL_MAX_PAIRS pairs take the two launches
+    persistent: bool = False
 
     def __post_init__(self) -> None:
         if self.align not in ALIGN_MODES:
@@ -74,6 +81,17 @@ class TritonMoEConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        if self.persistent:
+            problems = [msg for bad, msg in (
+                (self.align != "fused", f"align='fused' (got {self.align!r})"),
+                (not self.fuse_sum, "fuse_sum=True"),
+                (self.ctas_per_sm < 1, f"ctas_per_sm >= 1, all programs resident (got {self.ctas_per_sm})"),
+                (self.ctas_per_sm2 is not None, "ctas_per_sm2=None (one grid for both phases)"),
+                ((self.warps2, self.stages2) != (self.warps1, self.stages1),
+                 "warps2 == warps1 and stages2 == stages1 (one kernel)"),
+            ) if bad]
+            if problems:
+                raise ValueError("persistent=True needs " + ", ".join(problems))
 
     @property
     def down_ctas_per_sm(self) -> int:
