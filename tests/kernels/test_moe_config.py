@@ -48,3 +48,10 @@ def test_down_kernel_grid_can_differ() -> None:
     assert cfg.with_(ctas_per_sm2=3).down_ctas_per_sm == 3 and cfg.with_(ctas_per_sm2=0).down_ctas_per_sm == 0
     with pytest.raises(ValueError, match="ctas_per_sm2"):
         cfg.with_(ctas_per_sm2=-1)
+
+
+def test_persistent_kernel_only_by_request_and_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LYNX_MOE_PERSISTENT", raising=False)
+    assert not any(default_config(t, 2048, 768).persistent for t in (1, 16, 17, 64, 4096))
+    monkeypatch.setenv("LYNX_MOE_PERSISTENT", "1")
+    assert [default_config(t, 2048, 768).persistent for t in (1, 16, 17, 64)] == [True, True, False, False]

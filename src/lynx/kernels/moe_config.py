@@ -45,10 +45,12 @@ and the shapes are fixed per model anyway):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 ALIGN_MODES = ("fused", "kernel", "legacy")
 FUSED_MAX_TOKENS = 16  # metadata and k-sum inside the GEMM kernels up to this batch
+PERSISTENT_ENV = "LYNX_MOE_PERSISTENT"  # "1": the one-launch kernel up to 16 tokens (experimental)
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ class TritonMoEConfig:
 def default_config(num_tokens: int, hidden_size: int, intermediate_size: int) -> TritonMoEConfig:
     """Decode-first defaults (module docstring); prefill-sized batches get larger tiles."""
     if num_tokens <= FUSED_MAX_TOKENS:  # 3 CTAs per SM, 3 stages: 1-4% faster at 15-44 experts
-        return TritonMoEConfig(block_m=16, ctas_per_sm=3, stages1=3, stages2=3)
+        # LYNX_MOE_PERSISTENT=1 (read at each call, e.g. for `lynx bench decode --variant`): one launch
+        persistent = os.environ.get(PERSISTENT_ENV, "0") == "1"
+        return TritonMoEConfig(block_m=16, ctas_per_sm=3, stages1=3, stages2=3, persistent=persistent)
     separate = dict(align="kernel", fuse_sum=False)
     if num_tokens <= 32:
         return TritonMoEConfig(block_m=16, **separate)
