@@ -135,7 +135,7 @@ def interpreter_cases() -> int:
     case.q = qkv[:, : 4 * 16].view(2, 4, 16)
     got = pa.paged_decode_attention(*case.args(), 0.25, None, backend="triton")
     assert rel_err(got, pa.paged_decode_attention_reference(*case.args(), 0.25, None)) < 1e-5
-    return len(runs) + 1 + launch_cases() + engine_case()
+    return len(runs) + 1 + launch_cases() + engine_case() + rope_cases() + engine_rope_case()
 
 
 def launch_cases() -> int:
@@ -201,6 +201,114 @@ def engine_case() -> int:
     return 1
 
 
+def _bits(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous().view(torch.uint8)  # bitwise comparison, NaN poison included
+
+
+# (context_lens, Hq, Hkv, D, block_size, width_blocks, window, q/k norm, partition/block_n or None, dtype)
+ROPE_CASES = [
+    ([1, 7, 16, 33], 4, 2, 16, 4, 9, None, True, (16, 16), torch.float32),  # GQA, rows of 1, many partitions
+    ([40, 3, 17], 3, 3, 32, 4, 12, None, False, (16, 16), torch.float32),  # MHA, no norm
+    ([1, 9, 30, 48], 8, 2, 64, 4, 12, 5, True, (16, 16), torch.float32),  # sliding window
+    ([1, 70, 200, 129], 32, 4, 128, 16, 16, None, True, None, torch.float32),  # Qwen3-30B-A3B heads, default cfg
+    ([300, 1, 90], 4, 4, 64, 16, 32, 100, False, (64, 32), torch.float32),  # window, new token mid-partition
+    ([5, 33, 64, 2], 8, 2, 32, 8, 10, None, True, (16, 16), torch.bfloat16),
+    ([17, 1, 50], 6, 2, 128, 16, 4, 20, True, (32, 16), torch.float16),  # group of 3
+    ([2, 31, 32, 33], 2, 1, 16, 8, 5, None, False, (8, 8), torch.bfloat16),  # new token at page/partition edges
+]
+
+
+def rope_cases() -> int:
+    """Norm + rotary + K/V store inside the attention kernel vs the two launches: bit-identical.
+
+    The two-launch path is ``qk_norm_rope_triton`` (with the K/V store) then the attention
+    kernel on its rotated q; both run the same Triton code in the interpreter. Each case adds a
+    CUDA-graph padding row (context 1, table column 0 on a real page, slot = a trash page) and
+    checks output rows, every cache byte (NaN poison included) and the counters.
+    """
+    from lynx.kernels.paged_attention_triton import (
+        PagedAttentionConfig,
+        paged_decode_attention_rope_triton,
+        paged_decode_attention_triton,
+    )
+    from lynx.kernels.rope_triton import qk_norm_rope_triton
+    from lynx.kernels.skinny_gemm import split_k_counters
+
+    n = 0
+    for i, (lens, hq, hkv, d, bs, width, window, norm, sizes, dtype) in enumerate(ROPE_CASES):
+        case = make_paged_case(lens, hq, hkv, d, bs, width, window=window, dtype=dtype, poison=True, seed=100 + i)
+        g = torch.Generator().manual_seed(i)
+        b = len(lens) + 1  # + a padding row
+        nb = case.k_cache.shape[0]
+        trash = torch.full((1, bs, hkv, d), float("nan"), dtype=dtype)  # the engine's extra block
+        k_cache, v_cache = torch.cat([case.k_cache, trash]), torch.cat([case.v_cache, trash])
+        tables = torch.cat([case.block_tables, case.block_tables[-1:]])  # padding row reads a real page
+        ctx_lens = torch.cat([case.context_lens, torch.ones(1, dtype=torch.int32)])
+        last = (ctx_lens - 1).long()
+        slots = tables[torch.arange(b), last // bs].long() * bs + last % bs
+        slots[-1] = nb * bs  # padding row: trash slot
+        # the new tokens' slots hold stale NaN: a kernel that reads them before the store shows up
+        k_cache.view(-1, hkv, d)[slots[:-1]] = float("nan")
+        v_cache.view(-1, hkv, d)[slots[:-1]] = float("nan")
+        qkv = (2 * torch.randn(b, (hq + 2 * hkv) * d, generator=g)).to(dtype)
+        q, k, v = qkv.split([hq * d, hkv * d, hkv * d], dim=-1)
+        q, k, v = q.view(b, hq, d), k.view(b, hkv, d), v.view(b, hkv, d)  # strided views, as in the model
+        freqs = torch.arange(512).float()[:, None] * (1.0 / 10000 ** (torch.arange(0, d, 2).float() / d))[None]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos(), emb.sin()
+        qw = (1 + 0.1 * torch.randn(d, generator=g)).to(dtype) if norm else None
+        kw = (1 + 0.1 * torch.randn(d, generator=g)).to(dtype) if norm else None
+        scale = d**-0.5
+        cfg = None if sizes is None else PagedAttentionConfig(partition_size=sizes[0], block_n=sizes[1])
+        for cfg_i in ([cfg] if cfg is None else [cfg, cfg.with_(fused_reduce=False)]):
+            kc_two, vc_two, kc_one, vc_one = k_cache.clone(), v_cache.clone(), k_cache.clone(), v_cache.clone()
+            q_rot, _ = qk_norm_rope_triton(q, k, last, cos, sin, qw, kw, 1e-6, v, kc_two, vc_two, slots)
+            want = paged_decode_attention_triton(q_rot, kc_two, vc_two, tables, ctx_lens, scale, window, config=cfg_i)
+            got = paged_decode_attention_rope_triton(q, k, v, kc_one, vc_one, slots, tables, ctx_lens, cos, sin,
+                                                     qw, kw, 1e-6, scale, window, config=cfg_i)
+            tag = f"{lens} h{hq}/{hkv} d{d} w{window} norm={norm} {dtype} {cfg_i}"
+            assert torch.isfinite(got[:-1].float()).all(), f"{tag}: NaN (read poison or a stale new-token slot)"
+            assert torch.equal(_bits(got[:-1]), _bits(want[:-1])), f"{tag}: output differs from two launches"
+            assert torch.equal(_bits(kc_one), _bits(kc_two)) and torch.equal(_bits(vc_one), _bits(vc_two)), \
+                f"{tag}: cache differs from two launches"
+            assert not split_k_counters(got.device).any(), "arrival counters not reset"
+            ref = pa.paged_decode_attention_reference(q_rot[:-1], kc_two.nan_to_num(), vc_two.nan_to_num(),
+                                                      tables[:-1], ctx_lens[:-1], scale, window)
+            assert rel_err(got[:-1], ref) < (1e-5 if dtype == torch.float32 else 2e-2), tag
+            n += 1
+    return n
+
+
+def engine_rope_case() -> int:
+    """tiny-moe greedy tokens with LYNX_FUSED_ROPE_ATTENTION on and off (Triton attention)."""
+    import lynx.kernels.paged_attention_triton as pat
+    from lynx import LLM, SamplingParams
+
+    calls: list[int] = []
+    real = pat.paged_decode_attention_rope_triton
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    llm = LLM("tiny-moe", device="cpu", dtype="float32", block_size=4)
+    prompts, params = ["The invoice total is", "Chart: sales by year, 2019 to 2024"], SamplingParams(max_tokens=8,
+                                                                                                   temperature=0)
+    pa.set_attention_backend("triton")
+    tokens = {}
+    pat.paged_decode_attention_rope_triton = spy
+    try:
+        for flag in ("0", "1"):
+            os.environ["LYNX_FUSED_ROPE_ATTENTION"] = flag
+            tokens[flag] = [out.token_ids for out in llm.generate(prompts, params)]
+            assert bool(calls) == (flag == "1"), (flag, len(calls))
+    finally:
+        os.environ.pop("LYNX_FUSED_ROPE_ATTENTION")
+        pat.paged_decode_attention_rope_triton = real
+    assert tokens["0"] == tokens["1"], tokens
+    return 1
+
+
 @needs_triton
 def test_triton_kernel_in_interpreter() -> None:
     env = dict(os.environ, TRITON_INTERPRET="1")
@@ -208,6 +316,23 @@ def test_triton_kernel_in_interpreter() -> None:
     report = proc.stdout[-4000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, report
     assert "interpreter cases passed" in proc.stdout, report
+
+
+@needs_triton
+def test_gpu_fused_rope_attention_script_dry_run(tmp_path) -> None:
+    """scripts/gpu_fused_rope_attention_check.py --dry-run: interpreter, tiny shapes, all checks pass."""
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_fused_rope_attention_check.py"
+    env = dict(os.environ, OUT=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(script), "--dry-run"], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    records = json.loads((tmp_path / "fused_rope_attention.json").read_text())["records"]
+    assert [r["kind"] for r in records].count("check") == 3 and [r["kind"] for r in records].count("time") == 2
+    assert all(r["ok"] and r["out_bit_equal"] and r["k_diff_elems"] == 0 for r in records if r["kind"] == "check")
+    assert "fused" in proc.stdout.splitlines()[-3]  # the table comes last
 
 
 # ------------------------------------------------------------------ Triton (sm_90 compile)
@@ -254,6 +379,49 @@ def test_kernels_compile_for_sm90_with_pipelined_kv_loads(dtype: str, d: int, gr
     rconsts = dict(group_consts, PARTITION=cfg.partition_size)
     rsig.update({name: "constexpr" for name in rconsts})
     build(kern.paged_decode_reduce_kernel, rsig, rconsts, 2, 1)
+
+
+@needs_triton
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="kernels are interpreted in this process")
+@pytest.mark.parametrize("dtype,d,group,fused,norm", [("bf16", 128, 8, True, True), ("bf16", 128, 8, False, False),
+                                                      ("fp16", 64, 4, True, False), ("fp32", 128, 8, True, True),
+                                                      ("bf16", 256, 16, True, True), ("bf16", 16, 1, True, True)])
+def test_rope_attention_kernel_compiles_for_sm90(dtype: str, d: int, group: int, fused: bool, norm: bool) -> None:
+    """The norm + rotary + K/V-store partition kernel: lowers, K/V loads still pipelined (cp.async),
+    shared memory fits, and a CTA barrier separates the new token's K/V stores from the first K/V load."""
+    from triton import compile as triton_compile
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from lynx.kernels import paged_attention_kernels as kern
+    from lynx.kernels.paged_attention_triton import default_config
+
+    cfg = default_config(16, 4 * group, 4, d, 8192, num_sms=132)
+    ptr, f32, i32 = f"*{dtype}", "*fp32", "i32"
+    names = ("q_ptr k_ptr v_ptr cos_ptr sin_ptr qw_ptr kw_ptr slot_ptr k_cache_ptr v_cache_ptr block_tables_ptr"
+             " context_lens_ptr part_max_ptr part_sum_ptr part_out_ptr out_ptr counter_ptr")
+    types = [ptr, ptr, ptr, f32, f32, ptr, ptr, "*i64", ptr, ptr, "*i32", "*i32", f32, f32, f32, ptr, "*i32"]
+    sig = dict(zip(names.split(), types))
+    sig.update(qk_scale="fp32", window=i32, num_parts=i32, eps="fp32")
+    sig.update({name: i32 for name in ("stride_qb stride_qh stride_kb stride_kh stride_vb stride_vh table_stride"
+                                       " stride_bt stride_cache_block stride_cache_tok stride_ob stride_oh").split()})
+    consts = dict(HEAD_DIM=d, BLOCK_D=d, GROUP=group, BLOCK_G=max(16, group), BLOCK_SIZE=16,
+                  PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n, DOT_PRECISION="ieee" if dtype == "fp32" else "tf32",
+                  FUSED=fused, NORM=norm)
+    sig.update({name: "constexpr" for name in consts})
+    aligned = {(i,): [["tt.divisibility", 16]] for i, (n, t) in enumerate(sig.items())
+               if t.startswith("*") or n.startswith("stride")}
+    src = ASTSource(fn=kern.paged_decode_rope_partition_kernel, signature=sig, constexprs=consts, attrs=aligned)
+    k = triton_compile(src, target=GPUTarget("cuda", 90, 32),
+                       options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
+    assert k.metadata.shared <= SM90_SMEM
+    assert "async_copy_global_to_local" in k.asm["ttgir"], "K/V loads are not pipelined"
+    lines = [line.strip() for line in k.asm["ptx"].splitlines()]
+    first_load = next(i for i, line in enumerate(lines) if line.startswith("cp.async.cg.shared.global"))
+    stores = [i for i, line in enumerate(lines[:first_load]) if "st.global" in line]
+    assert stores, "the new token's K/V are not stored before the K/V loop"
+    assert any(line.startswith("bar.sync") for line in lines[stores[-1]:first_load]), "no barrier after the K/V store"
+    assert ("atom.global.gpu.acq_rel.add" in k.asm["ptx"]) == fused
 
 
 if __name__ == "__main__":  # the interpreter subprocess of test_triton_kernel_in_interpreter

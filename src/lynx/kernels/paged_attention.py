@@ -21,6 +21,17 @@ Backends:
 ``LYNX_ATTENTION_BACKEND=torch|triton|auto`` (read at import) or :func:`set_attention_backend`
 forces the choice process-wide, e.g. to benchmark. A forced ``triton`` raises on inputs
 it cannot take rather than silently measuring the other path.
+
+Experimental, default off: ``LYNX_FUSED_ROPE_ATTENTION=1`` (read at each call, host side;
+a captured CUDA graph keeps the path it was captured with) makes the decode layer call
+:func:`paged_decode_attention_rope` instead of the q/k-norm + rotary kernel followed by
+:func:`paged_decode_attention`: the Triton partition kernel then applies the per-head norm
+and rotary and stores the new K/V itself, one launch fewer per layer. It applies only
+where :func:`fused_rope_attention_applies` says so (Triton backend, per-head or no q/k
+norm, full-width rotary on a power-of-two head dim, ``LYNX_ROPE_BACKEND`` not ``torch``);
+elsewhere the two-step path runs. With the per-head norm, results on the GPU may differ from
+the two-step path by one bf16 ulp in rare elements of the normed q/k (the fp32 sum of squares
+is reduced in another thread layout); without it they are bit-identical (interpreter: both).
 """
 
 from __future__ import annotations
@@ -116,3 +127,35 @@ def paged_decode_attention(
     from lynx.kernels.paged_attention_triton import paged_decode_attention_triton
 
     return paged_decode_attention_triton(q, k_cache, v_cache, block_tables, context_lens, scale, window)
+
+
+def fused_rope_attention_applies(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
+                                 v_cache: torch.Tensor, cos_table: torch.Tensor) -> bool:
+    """Whether the decode layer should call :func:`paged_decode_attention_rope` (see the module doc)."""
+    if os.environ.get("LYNX_FUSED_ROPE_ATTENTION", "0") != "1":
+        return False
+    if os.environ.get("LYNX_ROPE_BACKEND", "auto") == "torch":  # a forced torch rotary stays unfused
+        return False
+    if resolve_attention_backend(q, k_cache, v_cache) != "triton":
+        return False
+    from lynx.kernels.paged_attention_triton import rope_unsupported_reason
+
+    return rope_unsupported_reason(q, k, v, k_cache, v_cache, cos_table) is None
+
+
+def paged_decode_attention_rope(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+    slots: torch.Tensor, block_tables: torch.Tensor, context_lens: torch.Tensor,
+    cos_table: torch.Tensor, sin_table: torch.Tensor, q_weight: torch.Tensor | None, k_weight: torch.Tensor | None,
+    eps: float, scale: float, window: int | None,
+) -> torch.Tensor:
+    """Raw ``q [B, Hq, D]``, ``k, v [B, Hkv, D]`` of the new tokens (at ``context_lens - 1``) -> ``[B, Hq, D]``.
+
+    Same result as ``qk_norm_rope(q, k, context_lens - 1, cos, sin, q_weight, k_weight, eps, v,
+    k_cache, v_cache, slots)`` then :func:`paged_decode_attention` on the rotated q, in one
+    Triton launch (experimental; callers check :func:`fused_rope_attention_applies`).
+    """
+    from lynx.kernels.paged_attention_triton import paged_decode_attention_rope_triton
+
+    return paged_decode_attention_rope_triton(q, k, v, k_cache, v_cache, slots, block_tables, context_lens,
+                                              cos_table, sin_table, q_weight, k_weight, eps, scale, window)

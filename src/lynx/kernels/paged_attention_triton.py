@@ -14,7 +14,11 @@ import warnings
 import torch
 import triton
 
-from lynx.kernels.paged_attention_kernels import paged_decode_partition_kernel, paged_decode_reduce_kernel
+from lynx.kernels.paged_attention_kernels import (
+    paged_decode_partition_kernel,
+    paged_decode_reduce_kernel,
+    paged_decode_rope_partition_kernel,
+)
 from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
 
 SUPPORTED_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
@@ -92,6 +96,68 @@ def unsupported_reason(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Te
     return None
 
 
+@dataclasses.dataclass
+class _Launch:
+    """What both partition kernels share: config, partial buffers, output, counters."""
+
+    cfg: PagedAttentionConfig
+    num_parts: int
+    block_tables: torch.Tensor
+    context_lens: torch.Tensor
+    part_max: torch.Tensor
+    part_sum: torch.Tensor
+    part_out: torch.Tensor
+    out: torch.Tensor
+    counters: torch.Tensor | None
+    win: int
+    group: int
+    block_d: int
+    block_g: int
+
+
+def _prepare(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, block_tables: torch.Tensor,
+             context_lens: torch.Tensor, window: int | None, config: PagedAttentionConfig | None) -> _Launch:
+    reason = unsupported_reason(q, k_cache, v_cache)
+    if reason is not None:
+        raise ValueError(f"triton paged attention does not support {reason}")
+    b, hq, d = q.shape
+    _, page, hkv, _ = k_cache.shape
+    width = block_tables.shape[1] * page  # max_model_len rounded up to whole pages
+    cfg = config or default_config(b, hq, hkv, d, width, _num_sms(q.device))
+    if cfg.partition_size % cfg.block_n:
+        raise ValueError(f"partition_size {cfg.partition_size} is not a multiple of block_n {cfg.block_n}")
+    num_parts = max(1, triton.cdiv(width, cfg.partition_size))
+    # no-ops for the engine's int32 tensors; cast kernels are graph-safe otherwise
+    block_tables = block_tables.to(torch.int32)
+    if block_tables.stride(-1) != 1:
+        block_tables = block_tables.contiguous()
+    context_lens = context_lens.to(torch.int32).contiguous()
+    f32 = dict(dtype=torch.float32, device=q.device)
+    part_max = torch.empty(b, hq, num_parts, **f32)
+    part_sum = torch.empty(b, hq, num_parts, **f32)
+    part_out = torch.empty(b, hq, num_parts, d, **f32)
+    out = torch.empty(b, hq, d, dtype=q.dtype, device=q.device)
+    # One launch when a zeroed counter per (row, KV head) exists; the workspace is shared with
+    # the skinny GEMM's split-K counters (every kernel leaves it zero; calls on one stream).
+    counters = split_k_counters(q.device) if b and cfg.fused_reduce and b * hkv <= COUNTER_SLOTS else None
+    if b and cfg.fused_reduce and counters is None and b * hkv <= COUNTER_SLOTS:
+        warnings.warn("paged attention: counter workspace missing during graph capture; this graph merges "
+                      "partitions in a second launch (run one call eagerly before capturing)", stacklevel=3)
+    return _Launch(cfg, num_parts, block_tables, context_lens, part_max, part_sum, part_out, out, counters,
+                   NO_WINDOW if window is None else int(window), hq // hkv,
+                   max(16, triton.next_power_of_2(d)), max(16, triton.next_power_of_2(hq // hkv)))
+
+
+def _reduce(run: _Launch, hkv: int, b: int, d: int) -> None:
+    """The second launch of a call without counters: merge the partitions."""
+    paged_decode_reduce_kernel[(hkv, b)](
+        run.part_max, run.part_sum, run.part_out, run.out, run.context_lens, run.win, run.num_parts,
+        run.out.stride(0), run.out.stride(1),
+        HEAD_DIM=d, BLOCK_D=run.block_d, GROUP=run.group, BLOCK_G=run.block_g, PARTITION=run.cfg.partition_size,
+        num_warps=4 if run.block_g * run.block_d >= 2048 else 2,
+    )
+
+
 def paged_decode_attention_triton(
     q: torch.Tensor,
     k_cache: torch.Tensor,
@@ -103,56 +169,85 @@ def paged_decode_attention_triton(
     config: PagedAttentionConfig | None = None,
 ) -> torch.Tensor:
     """Triton backend of :func:`lynx.kernels.paged_attention.paged_decode_attention`."""
-    reason = unsupported_reason(q, k_cache, v_cache)
-    if reason is not None:
-        raise ValueError(f"triton paged attention does not support {reason}")
-    b, hq, d = q.shape
+    run = _prepare(q, k_cache, v_cache, block_tables, context_lens, window, config)
+    b, _, d = q.shape
     _, page, hkv, _ = k_cache.shape
-    width = block_tables.shape[1] * page  # max_model_len rounded up to whole pages
-    cfg = config or default_config(b, hq, hkv, d, width, _num_sms(q.device))
-    if cfg.partition_size % cfg.block_n:
-        raise ValueError(f"partition_size {cfg.partition_size} is not a multiple of block_n {cfg.block_n}")
-    num_parts = max(1, triton.cdiv(width, cfg.partition_size))
+    if b == 0:
+        return run.out
     if q.stride(-1) != 1:
         q = q.contiguous()
-    # no-ops for the engine's int32 tensors; cast kernels are graph-safe otherwise
-    block_tables = block_tables.to(torch.int32)
-    if block_tables.stride(-1) != 1:
-        block_tables = block_tables.contiguous()
-    context_lens = context_lens.to(torch.int32).contiguous()
-    f32 = dict(dtype=torch.float32, device=q.device)
-    part_max = torch.empty(b, hq, num_parts, **f32)
-    part_sum = torch.empty(b, hq, num_parts, **f32)
-    part_out = torch.empty(b, hq, num_parts, d, **f32)
-    out = torch.empty(b, hq, d, dtype=q.dtype, device=q.device)
-    if b == 0:
-        return out
-    # One launch when a zeroed counter per (row, KV head) exists; the workspace is shared with
-    # the skinny GEMM's split-K counters (every kernel leaves it zero; calls on one stream).
-    counters = split_k_counters(q.device) if cfg.fused_reduce and b * hkv <= COUNTER_SLOTS else None
-    fused = counters is not None
-    if cfg.fused_reduce and not fused and b * hkv <= COUNTER_SLOTS:
-        warnings.warn("paged attention: counter workspace missing during graph capture; this graph merges "
-                      "partitions in a second launch (run one call eagerly before capturing)", stacklevel=2)
-    group = hq // hkv
-    win = NO_WINDOW if window is None else int(window)
-    block_d = max(16, triton.next_power_of_2(d))
-    block_g = max(16, triton.next_power_of_2(group))
-    paged_decode_partition_kernel[(num_parts, hkv, b)](
-        q, k_cache, v_cache, block_tables, context_lens, part_max, part_sum, part_out, out,
-        counters if fused else context_lens, scale * LOG2E, win, num_parts,
-        q.stride(0), q.stride(1), block_tables.stride(0), k_cache.stride(0), k_cache.stride(1),
-        out.stride(0), out.stride(1),
-        HEAD_DIM=d, BLOCK_D=block_d, GROUP=group, BLOCK_G=block_g,
+    fused, cfg = run.counters is not None, run.cfg
+    paged_decode_partition_kernel[(run.num_parts, hkv, b)](
+        q, k_cache, v_cache, run.block_tables, run.context_lens, run.part_max, run.part_sum, run.part_out, run.out,
+        run.counters if fused else run.context_lens, scale * LOG2E, run.win, run.num_parts,
+        q.stride(0), q.stride(1), run.block_tables.stride(0), k_cache.stride(0), k_cache.stride(1),
+        run.out.stride(0), run.out.stride(1),
+        HEAD_DIM=d, BLOCK_D=run.block_d, GROUP=run.group, BLOCK_G=run.block_g,
         BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
         # fp32 models must not silently drop to TF32 (the CPU-matching checks use fp32)
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FUSED=fused,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     if not fused:
-        paged_decode_reduce_kernel[(hkv, b)](
-            part_max, part_sum, part_out, out, context_lens, win, num_parts, out.stride(0), out.stride(1),
-            HEAD_DIM=d, BLOCK_D=block_d, GROUP=group, BLOCK_G=block_g, PARTITION=cfg.partition_size,
-            num_warps=4 if block_g * block_d >= 2048 else 2,
-        )
-    return out
+        _reduce(run, hkv, b, d)
+    return run.out
+
+
+def rope_unsupported_reason(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
+                            v_cache: torch.Tensor, cos_table: torch.Tensor) -> str | None:
+    """Why :func:`paged_decode_attention_rope_triton` cannot take these tensors (None if it can)."""
+    reason = unsupported_reason(q, k_cache, v_cache)
+    if reason is not None:
+        return reason
+    d = q.shape[-1]
+    if d < 16 or d & (d - 1):
+        return f"head_dim {d} is not a power of two >= 16"
+    if cos_table.shape[-1] != d or cos_table.dtype != torch.float32 or cos_table.stride(-1) != 1:
+        return "rotary tables must be float32 over the whole head dim (no partial rotary)"
+    if k.dtype != q.dtype or v.dtype != q.dtype or k.shape != v.shape or k.shape[1:] != k_cache.shape[2:]:
+        return "k, v must be [B, Hkv, D] in the query dtype"
+    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
+        return "q, k, v need unit stride along the head dim"
+    return None
+
+
+def paged_decode_attention_rope_triton(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor,
+    block_tables: torch.Tensor, context_lens: torch.Tensor,
+    cos_table: torch.Tensor, sin_table: torch.Tensor,
+    q_weight: torch.Tensor | None, k_weight: torch.Tensor | None, eps: float,
+    scale: float, window: int | None, config: PagedAttentionConfig | None = None,
+) -> torch.Tensor:
+    """Decode attention on the raw ``q [B, Hq, D]``, ``k, v [B, Hkv, D]`` of the new tokens (experimental).
+
+    One launch does what ``qk_norm_rope_triton(..., v, k_cache, v_cache, slots)`` followed by
+    :func:`paged_decode_attention_triton` do: optional per-head RMSNorm (``q_weight``,
+    ``k_weight``) and rotary at position ``context_lens - 1`` (the engine's decode positions),
+    the new K/V stored at ``slots [B]`` (int64, ``page * block_size + offset``), attention.
+    """
+    reason = rope_unsupported_reason(q, k, v, k_cache, v_cache, cos_table)
+    if reason is not None:
+        raise ValueError(f"fused rope + paged attention does not support {reason}")
+    run = _prepare(q, k_cache, v_cache, block_tables, context_lens, window, config)
+    b, _, d = q.shape
+    _, page, hkv, _ = k_cache.shape
+    if b == 0:
+        return run.out
+    norm = q_weight is not None and k_weight is not None
+    slots = slots.to(torch.int64).contiguous()
+    fused, cfg = run.counters is not None, run.cfg
+    paged_decode_rope_partition_kernel[(run.num_parts, hkv, b)](
+        q, k, v, cos_table, sin_table, q_weight if norm else cos_table, k_weight if norm else cos_table, slots,
+        k_cache, v_cache, run.block_tables, run.context_lens, run.part_max, run.part_sum, run.part_out, run.out,
+        run.counters if fused else run.context_lens, scale * LOG2E, run.win, run.num_parts, eps,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), cos_table.stride(0),
+        run.block_tables.stride(0), k_cache.stride(0), k_cache.stride(1), run.out.stride(0), run.out.stride(1),
+        HEAD_DIM=d, BLOCK_D=run.block_d, GROUP=run.group, BLOCK_G=run.block_g,
+        BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
+        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FUSED=fused, NORM=norm,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    if not fused:
+        _reduce(run, hkv, b, d)
+    return run.out

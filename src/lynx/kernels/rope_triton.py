@@ -8,6 +8,42 @@ import triton.language as tl
 
 
 @triton.jit
+def head_rms_norm(x1, x2, w_ptr, eps, D: tl.constexpr):
+    """Per-head RMSNorm of heads given as halves ``x1, x2 [..., D/2]`` (one head, or a tile of heads).
+
+    As the unfused model: normalise in fp32, cast to the input dtype, scale by the weight
+    ``[D]`` in fp32, cast. Shared by :func:`_qk_norm_rope_kernel` and the paged attention
+    kernel that applies the norm and rotary itself, so the arithmetic exists once.
+    """
+    half = tl.arange(0, D // 2)
+    dtype = x1.dtype
+    a = x1.to(tl.float32)
+    b = x2.to(tl.float32)
+    inv = tl.rsqrt((tl.sum(a * a, axis=-1, keep_dims=True) + tl.sum(b * b, axis=-1, keep_dims=True)) / D + eps)
+    w1 = tl.load(w_ptr + half).to(tl.float32)
+    w2 = tl.load(w_ptr + D // 2 + half).to(tl.float32)
+    x1 = (w1 * (a * inv).to(dtype).to(tl.float32)).to(dtype)
+    x2 = (w2 * (b * inv).to(dtype).to(tl.float32)).to(dtype)
+    return x1, x2
+
+
+@triton.jit
+def rope_halves(x1, x2, cos_ptr, sin_ptr, pos, table_stride, D: tl.constexpr):
+    """Rotary at position ``pos`` (scalar) of halves ``x1, x2 [..., D/2]``; fp32 tables ``[P, D]``."""
+    half = tl.arange(0, D // 2)
+    dtype = x1.dtype
+    c1 = tl.load(cos_ptr + pos * table_stride + half)
+    c2 = tl.load(cos_ptr + pos * table_stride + D // 2 + half)
+    s1 = tl.load(sin_ptr + pos * table_stride + half)
+    s2 = tl.load(sin_ptr + pos * table_stride + D // 2 + half)
+    a = x1.to(tl.float32)
+    b = x2.to(tl.float32)
+    o1 = (a * c1 - b * s1).to(dtype)
+    o2 = (b * c2 + a * s2).to(dtype)
+    return o1, o2
+
+
+@triton.jit
 def _qk_norm_rope_kernel(
     q_ptr, k_ptr, qo_ptr, ko_ptr, pos_ptr, cos_ptr, sin_ptr, qw_ptr, kw_ptr,
     v_ptr, kc_ptr, vc_ptr, slot_ptr,
@@ -29,24 +65,10 @@ def _qk_norm_rope_kernel(
         w_ptr = kw_ptr
     x1 = tl.load(src + half)
     x2 = tl.load(src + D // 2 + half)
-    dtype = x1.dtype
-    if NORM:  # as the unfused model: normalise in fp32, cast, scale by the weight
-        a = x1.to(tl.float32)
-        b = x2.to(tl.float32)
-        inv = tl.rsqrt((tl.sum(a * a, axis=0) + tl.sum(b * b, axis=0)) / D + eps)
-        w1 = tl.load(w_ptr + half).to(tl.float32)
-        w2 = tl.load(w_ptr + D // 2 + half).to(tl.float32)
-        x1 = (w1 * (a * inv).to(dtype).to(tl.float32)).to(dtype)
-        x2 = (w2 * (b * inv).to(dtype).to(tl.float32)).to(dtype)
+    if NORM:
+        x1, x2 = head_rms_norm(x1, x2, w_ptr, eps, D)
     pos = tl.load(pos_ptr + t).to(tl.int64)
-    c1 = tl.load(cos_ptr + pos * table_stride + half)
-    c2 = tl.load(cos_ptr + pos * table_stride + D // 2 + half)
-    s1 = tl.load(sin_ptr + pos * table_stride + half)
-    s2 = tl.load(sin_ptr + pos * table_stride + D // 2 + half)
-    a = x1.to(tl.float32)
-    b = x2.to(tl.float32)
-    o1 = (a * c1 - b * s1).to(dtype)
-    o2 = (b * c2 + a * s2).to(dtype)
+    o1, o2 = rope_halves(x1, x2, cos_ptr, sin_ptr, pos, table_stride, D)
     tl.store(dst + half, o1)
     tl.store(dst + D // 2 + half, o2)
     if STORE_KV:  # key heads also write K (rotated) and V into the paged cache slot

@@ -14,7 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from lynx.context import get_context
-from lynx.kernels.paged_attention import paged_decode_attention
+from lynx.kernels.paged_attention import (
+    fused_rope_attention_applies,
+    paged_decode_attention,
+    paged_decode_attention_rope,
+)
 from lynx.layers.norm import RMSNorm
 from lynx.layers.rotary import RotaryEmbedding
 from lynx.models.config import ModelConfig
@@ -89,6 +93,18 @@ class Attention(nn.Module):
         per_head = self.qk_norm == "head"
         ctx = get_context()
         cached = self.k_cache.numel() > 0 and ctx.slot_mapping is not None
+        if (not ctx.is_prefill and cached and self.qk_norm != "full"
+                and fused_rope_attention_applies(q, k, v, self.k_cache, self.v_cache, self.rotary.cos)):
+            # experimental (LYNX_FUSED_ROPE_ATTENTION=1): norm, rotary at context_lens - 1 (the
+            # decode positions), K/V store and attention in one launch
+            assert ctx.block_tables is not None and ctx.context_lens is not None
+            o = paged_decode_attention_rope(
+                q, k, v, self.k_cache, self.v_cache, ctx.slot_mapping, ctx.block_tables, ctx.context_lens,
+                self.rotary.cos, self.rotary.sin, self.q_norm.weight if per_head else None,
+                self.k_norm.weight if per_head else None, self.q_norm.eps if per_head else 0.0,
+                self.scale, self.window,
+            )
+            return self.o_proj(o.reshape(t, self.q_size))  # [T, H]
         q, k = self.rotary(
             positions, q, k, self.q_norm.weight if per_head else None, self.k_norm.weight if per_head else None,
             self.q_norm.eps if per_head else 0.0,
