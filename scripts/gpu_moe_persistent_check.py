@@ -91,6 +91,7 @@ def rel(torch, a, b) -> float:
 
 def check_one(torch, device, name: str, shape: dict, t: int) -> dict:
     from lynx.kernels import triton_moe as tm
+    from lynx.kernels import triton_moe_persistent_host as ph
 
     cfgs = configs(t, shape)
     two_cfg, cfg = cfgs.get("two_launch", cfgs["default"]), cfgs["persistent"]
@@ -99,7 +100,7 @@ def check_one(torch, device, name: str, shape: dict, t: int) -> dict:
     outs = [tm.fused_experts_triton(x, w13, w2, w, ids, config=cfg) for _ in range(3)]
     if device.type == "cuda":
         torch.cuda.synchronize()
-    ws = tm.persistent_workspace(device)
+    ws = ph.persistent_workspace(device)
     rec = dict(model=name, batch=t, identical=bool(torch.equal(outs[0], want)), rel_err=rel(torch, outs[0], want),
                repeat_identical=all(bool(torch.equal(o, outs[0])) for o in outs),
                workspace_zero=int(ws.count_nonzero()) == 0)

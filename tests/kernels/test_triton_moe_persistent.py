@@ -61,7 +61,7 @@ def test_default_configs_stay_two_launch() -> None:
 @pytest.mark.parametrize("max_blocks,n1,n2,wave", [(8, 24, 32, 396), (136, 24, 32, 396), (40, 24, 32, 264),
                                                    (3, 24, 32, 264), (10, 448, 64, 396), (10, 3, 5, 1)])
 def test_persistent_grid(max_blocks: int, n1: int, n2: int, wave: int) -> None:
-    from lynx.kernels.triton_moe import persistent_grid
+    from lynx.kernels.triton_moe_persistent_host import persistent_grid
 
     grid, gm1, gm2 = persistent_grid(max_blocks, n1, n2, wave)
     assert 1 <= grid <= wave  # one wave at most: all programs resident
@@ -74,7 +74,7 @@ def test_persistent_grid(max_blocks: int, n1: int, n2: int, wave: int) -> None:
 @needs_triton
 @compiled_only
 def test_resident_ctas_arithmetic() -> None:
-    from lynx.kernels.triton_moe import resident_ctas
+    from lynx.kernels.triton_moe_persistent_host import resident_ctas
 
     assert resident_ctas(128, 40960, 4, SM90_SMEM_PER_SM, SM90_THREADS) == 4  # registers: 65536 / (128*128)
     assert resident_ctas(240, 98304, 4, SM90_SMEM_PER_SM, SM90_THREADS) == 2
@@ -90,7 +90,7 @@ def compile_persistent(batch: int, hidden: int, inter: int, experts: int, top_k:
     from test_triton_moe_compile import compile_sm90
 
     from lynx.kernels.moe_config import default_config
-    from lynx.kernels.triton_moe import persistent_grid
+    from lynx.kernels.triton_moe_persistent_host import persistent_grid
     from lynx.kernels.triton_moe_align import align_params
     from lynx.kernels.triton_moe_persistent import moe_persistent_kernel, reset_block
 
@@ -133,7 +133,7 @@ def ptxas_registers(ptx: str, tmp_path: Path) -> int:
                                          (64, (2048, 768, 128, 8)), (16, (2048, 1024, 64, 8))],
                          ids=["qwen3-b1", "qwen3-b16", "qwen3-b64", "olmoe-b16"])
 def test_persistent_kernel_compiles_pipelines_and_fits(batch: int, shape: tuple, tmp_path: Path) -> None:
-    from lynx.kernels.triton_moe import resident_ctas
+    from lynx.kernels.triton_moe_persistent_host import resident_ctas
 
     kernel, cfg = compile_persistent(batch, *shape)
     ttgir, ptx = kernel.asm["ttgir"], kernel.asm["ptx"]
@@ -204,6 +204,7 @@ class TestInterpreted:
     @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
     def test_matches_two_launches_and_reference(self, case_args: tuple, dtype: torch.dtype) -> None:
         from lynx.kernels import triton_moe as tm
+        from lynx.kernels import triton_moe_persistent_host as ph
 
         t, k, e, h, i, active, changes = case_args
         pad = (1, t - 1) if t > 2 else ()
@@ -212,7 +213,7 @@ class TestInterpreted:
         cfg = self.config(changes)
         two = tm.fused_experts_triton(*case.args(), config=cfg)
         one = tm.fused_experts_triton(*case.args(), config=cfg.with_(persistent=True))  # G = 1, full kernel
-        workspace = tm.persistent_workspace(torch.device("cpu"))
+        workspace = ph.persistent_workspace(torch.device("cpu"))
         self.assert_zero(workspace)
         assert one.dtype == dtype and one.shape == (t, h)
         assert torch.equal(one, two)  # same tiles, same k-sum order: bit-identical
@@ -222,33 +223,35 @@ class TestInterpreted:
         # G > 1: several programs per phase (block tables of M classes > 0, N tiles looped when G < n_tiles)
         routing = tm.make_routing(case.topk_ids, case.topk_weights, e, cfg)
         for programs in (2, 5, 64):
-            out = tm.persistent_launch(case.hidden, case.w13, case.w2, routing, cfg.with_(persistent=True),
+            out = ph.persistent_launch(case.hidden, case.w13, case.w2, routing, cfg.with_(persistent=True),
                                        workspace, programs=programs, phases=(1, 2))
             assert torch.equal(out, two), programs
             self.assert_zero(workspace)
 
     def test_all_pairs_dropped_and_garbage_free_replays(self) -> None:
         from lynx.kernels import triton_moe as tm
+        from lynx.kernels import triton_moe_persistent_host as ph
 
         case = make_case(3, 2, 8, 32, 16, seed=2)
         cfg = self.config({}).with_(persistent=True)
         weights = torch.zeros_like(case.topk_weights)  # no block at all: the k-sum still writes zeros
         out = tm.fused_experts_triton(case.hidden, case.w13, case.w2, weights, case.topk_ids, config=cfg)
         assert torch.equal(out, torch.zeros_like(out))
-        self.assert_zero(tm.persistent_workspace(torch.device("cpu")))
+        self.assert_zero(ph.persistent_workspace(torch.device("cpu")))
         outs = [tm.fused_experts_triton(*case.args(), config=cfg) for _ in range(3)]  # replays: same result
         assert all(torch.equal(o, outs[0]) for o in outs)
         assert rel_err(outs[0], per_token_oracle(case)) < 1e-5
 
     def test_interpreter_refuses_waiting_programs(self) -> None:
         from lynx.kernels import triton_moe as tm
+        from lynx.kernels import triton_moe_persistent_host as ph
 
         case = make_case(2, 2, 4, 32, 16, seed=1)
         cfg = self.config({}).with_(persistent=True)
         routing = tm.make_routing(case.topk_ids, case.topk_weights, 4, cfg)
         with pytest.raises(ValueError, match="one after another"):
-            tm.persistent_launch(case.hidden, case.w13, case.w2, routing, cfg,
-                                 tm.persistent_workspace(torch.device("cpu")), programs=4)
+            ph.persistent_launch(case.hidden, case.w13, case.w2, routing, cfg,
+                                 ph.persistent_workspace(torch.device("cpu")), programs=4)
 
 
 # ----------------------------------------------------------------------------- GPU script, dry run

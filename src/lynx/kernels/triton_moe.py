@@ -5,7 +5,8 @@ derives its row blocks from the routing itself) -> down*weight (same, plus the k
 its last program per N tile). Other configurations add a metadata launch
 (``align="kernel"``/``"legacy"``, or more than ``SMALL_MAX_PAIRS`` pairs) and/or the
 separate sum kernel (``fuse_sum=False``); ``persistent=True`` (EXPERIMENTAL) runs both GEMMs
-in one launch (:mod:`lynx.kernels.triton_moe_persistent`). No host syncs and every shape depends only on
+in one launch (:mod:`lynx.kernels.triton_moe_persistent`, host side in
+:mod:`lynx.kernels.triton_moe_persistent_host`). No host syncs and every shape depends only on
 ``(T, k, E, H, I)`` and the config, so the call can be captured in a CUDA graph. The
 stages are exposed separately so that ``lynx bench kernels`` can time them.
 """
@@ -22,14 +23,11 @@ import triton
 from lynx.kernels.moe_align import AlignedRouting
 from lynx.kernels.moe_config import TritonMoEConfig, default_config, grid_m
 from lynx.kernels.moe_reference import check_expert_args
-from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
 from lynx.kernels.triton_moe_align import SMALL_MAX_PAIRS, align_params, moe_align_triton
 from lynx.kernels.triton_moe_gemm import down_weighted_kernel, gate_up_silu_kernel, sum_topk_kernel
-from lynx.kernels.triton_moe_persistent import moe_persistent_kernel, reset_block, workspace_slots
 
 _TRITON_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 _SUM_TILE_ELEMS = 2048  # BLOCK_T * BLOCK_N of the fused k-sum (16 fp32 registers per thread and slot)
-PERSISTENT_SLOTS = 4096  # int32 counters of the one-launch kernel (top of the shared workspace)
 
 
 @functools.lru_cache(maxsize=None)
@@ -189,87 +187,6 @@ def _sum_block_t(num_tokens: int, block_n2: int) -> int:
     return max(1, min(triton.next_power_of_2(max(num_tokens, 1)), _SUM_TILE_ELEMS // block_n2))
 
 
-def persistent_workspace(device: torch.device) -> torch.Tensor | None:
-    """Zeroed int32 counters of the one-launch kernel (every call leaves them zero): the top
-    ``PERSISTENT_SLOTS`` of the device's shared counter workspace
-    (:func:`~lynx.kernels.skinny_gemm.split_k_counters`), whose other users count from slot 0
-    (split-K and attention tiles, far below that range). None during graph capture while the
-    workspace does not exist yet."""
-    buf = split_k_counters(device)
-    return None if buf is None else buf[COUNTER_SLOTS - PERSISTENT_SLOTS:]
-
-
-def persistent_grid(max_blocks: int, n_tiles1: int, n_tiles2: int, wave: int) -> tuple[int, int, int]:
-    """``(G, gm1, gm2)``: at most one wave of programs; each phase's virtual grid ``gm * n_tiles``
-    fits in ``G``, or has ``gm = 1`` (N tiles wider than the wave: programs loop over tiles)."""
-    gms = [max(1, min(max_blocks, wave // n)) for n in (n_tiles1, n_tiles2)]
-    programs = min(wave, max(gm * n for gm, n in zip(gms, (n_tiles1, n_tiles2))))
-    assert all(gm * n <= programs or gm == 1 for gm, n in zip(gms, (n_tiles1, n_tiles2)))
-    return programs, gms[0], gms[1]
-
-
-def resident_ctas(n_regs: int, shared: int, warps: int, smem_per_sm: int, threads_per_sm: int,
-                  regs_per_sm: int = 65536) -> int:
-    """CTAs of one kernel that fit on an SM at once (registers per warp in units of 256,
-    1 KiB of shared memory reserved per CTA as on sm_80/sm_90, at most 32 CTAs)."""
-    regs_per_warp = -(-max(n_regs, 1) * 32 // 256) * 256
-    by_regs = (regs_per_sm // regs_per_warp) // warps
-    by_smem = smem_per_sm // (shared + 1024)
-    return min(32, threads_per_sm // (32 * warps), by_regs, by_smem)
-
-
-def persistent_launch(
-    hidden: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, routing: MoERouting, cfg: TritonMoEConfig,
-    workspace: torch.Tensor, *, programs: int | None = None, phases: tuple[int, ...] = (3,),
-) -> torch.Tensor:
-    """``[T, H]`` through the EXPERIMENTAL one-launch kernel (fused align only).
-
-    ``programs`` (tests) overrides ``G``; ``phases=(1, 2)`` (tests) runs the gate_up phase and
-    the down phase as two launches, so that the interpreter can run ``G > 1`` without waits.
-    """
-    num_tokens, hidden_size = hidden.shape
-    inter_size = w13.shape[1] // 2
-    num_pairs, top_k, max_blocks = routing.num_pairs, routing.top_k, routing.max_blocks()
-    n_tiles1, n_tiles2 = triton.cdiv(inter_size, cfg.block_n1), triton.cdiv(hidden_size, cfg.block_n2)
-    if routing.aligned is not None:
-        raise ValueError("the one-launch kernel derives its blocks itself (fused align only)")
-    if workspace_slots(max_blocks, n_tiles2) > workspace.numel():
-        raise ValueError(f"{workspace_slots(max_blocks, n_tiles2)} counters needed, workspace has {workspace.numel()}")
-    interpret = hidden.device.type != "cuda"  # programs run one after another: no program may wait
-    wave = 1 if interpret else cfg.ctas_per_sm * _num_sms(hidden.device)
-    grid, gm1, gm2 = persistent_grid(max_blocks, n_tiles1, n_tiles2, programs or wave)
-    if interpret and grid > 1 and 3 in phases:
-        raise ValueError("the interpreter runs programs one after another: G > 1 needs phases=(1, 2)")
-    prm = align_params(num_pairs, routing.num_experts, routing.block_m)
-    local1, local2 = (triton.next_power_of_2(triton.cdiv(max_blocks, gm)) for gm in (gm1, gm2))
-    table = torch.empty(grid * (local1 + local2) * (1 + routing.block_m), dtype=torch.int32, device=hidden.device)
-    inter = torch.empty(num_pairs, inter_size, dtype=hidden.dtype, device=hidden.device)
-    pair_out = torch.empty(num_pairs, hidden_size, dtype=torch.float32, device=hidden.device)
-    out = torch.empty(num_tokens, hidden_size, dtype=hidden.dtype, device=hidden.device)
-    args = (hidden, w13, w2, inter, pair_out, out, routing.ids, routing.weights, table, workspace,
-            num_pairs, num_tokens, hidden.stride(0), w13.stride(0), w13.stride(1), w2.stride(0), w2.stride(1),
-            inter.stride(0), pair_out.stride(0), gm1, gm2)
-    consts = dict(H=hidden_size, I=inter_size, TOP_K=top_k, BLOCK_M=routing.block_m, BLOCK_N1=cfg.block_n1,
-                  BLOCK_K1=cfg.block_k1, BLOCK_N2=cfg.block_n2, BLOCK_K2=cfg.block_k2,
-                  DOT_PRECISION=_dot_precision(hidden.dtype), NUM_EXPERTS=routing.num_experts,
-                  E_POW2=prm.e_pow2, P_POW2=prm.p_pow2, LOCAL1=local1, LOCAL2=local2,
-                  BLOCK_T=_sum_block_t(num_tokens, cfg.block_n2), RESET=reset_block(max_blocks),
-                  num_warps=cfg.warps1, num_stages=cfg.stages1)
-    if not interpret and grid > _num_sms(hidden.device):  # more than one CTA per SM must fit: check
-        kernel = moe_persistent_kernel.warmup(*args, grid=(grid,), PHASES=3, **consts)
-        kernel._init_handles()  # loads the binary: n_regs
-        props = torch.cuda.get_device_properties(hidden.device)
-        fit = resident_ctas(kernel.n_regs, kernel.metadata.shared, cfg.warps1,
-                            props.shared_memory_per_multiprocessor, props.max_threads_per_multi_processor)
-        if fit * _num_sms(hidden.device) < grid:
-            raise RuntimeError(f"one-launch MoE: {grid} programs but only {fit} CTAs per SM fit "
-                               f"({kernel.n_regs} registers, {kernel.metadata.shared} B shared): a program "
-                               "that is not resident could deadlock the kernel; lower ctas_per_sm")
-    for phase in phases:
-        moe_persistent_kernel[(grid,)](*args, PHASES=phase, **consts)
-    return out
-
-
 def fused_experts_triton(
     hidden: torch.Tensor,
     w13: torch.Tensor,
@@ -292,6 +209,8 @@ def fused_experts_triton(
     hidden = hidden.contiguous()  # no-op for the usual [T, H] activations
     routing = make_routing(topk_ids, topk_weights, num_experts, cfg)
     if cfg.persistent and routing.aligned is None:  # EXPERIMENTAL one launch (batches above
+        from lynx.kernels.triton_moe_persistent_host import persistent_launch, persistent_workspace
+
         workspace = persistent_workspace(hidden.device)  # SMALL_MAX_PAIRS pairs: two launches)
         if workspace is not None:
             return persistent_launch(hidden, w13, w2, routing, cfg, workspace)

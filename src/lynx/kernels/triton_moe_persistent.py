@@ -29,12 +29,12 @@ Deadlock freedom needs every program resident at once: a program spinning in pha
 for gate_up tiles of other programs; if one of those had not been scheduled yet because the
 SMs are full of spinning programs, it never would be. The host therefore keeps ``G`` at
 most one wave (``ctas_per_sm * SMs``) and checks, from the compiled kernel's registers and
-shared memory, that ``ctas_per_sm`` CTAs fit on an SM (:func:`lynx.kernels.triton_moe.
-persistent_launch`). Other work on the GPU only delays residency (it finishes and
+shared memory, that ``ctas_per_sm`` CTAs fit on an SM
+(:func:`lynx.kernels.triton_moe_persistent_host.persistent_launch`). Other work on the GPU only delays residency (it finishes and
 frees its SMs); a partitioned GPU (MPS limits, green contexts) with fewer SMs than queried
 could still deadlock. The interpreter runs programs one after another, so it runs ``G = 1``.
-The workspace is the top of the device's shared counter buffer (``triton_moe.
-persistent_workspace``): persistent calls must not run concurrently on two streams, as for
+The workspace is the top of the device's shared counter buffer
+(``triton_moe_persistent_host.persistent_workspace``): persistent calls must not run concurrently on two streams, as for
 skinny_gemm's split-K counters.
 """
 
