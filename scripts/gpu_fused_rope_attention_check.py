@@ -139,7 +139,7 @@ class Inputs:
                                    self.v, self.k_cache, self.v_cache, self.slots)
 
     def fused(self, k_cache=None, v_cache=None):
-        from lynx.kernels.paged_attention_triton import paged_decode_attention_rope_triton
+        from lynx.kernels.paged_attention_rope import paged_decode_attention_rope_triton
 
         kc, vc = (self.k_cache, self.v_cache) if k_cache is None else (k_cache, v_cache)
         return paged_decode_attention_rope_triton(self.q, self.k, self.v, kc, vc, self.slots, self.tables, self.lens,

@@ -226,11 +226,8 @@ def rope_cases() -> int:
     CUDA-graph padding row (context 1, table column 0 on a real page, slot = a trash page) and
     checks output rows, every cache byte (NaN poison included) and the counters.
     """
-    from lynx.kernels.paged_attention_triton import (
-        PagedAttentionConfig,
-        paged_decode_attention_rope_triton,
-        paged_decode_attention_triton,
-    )
+    from lynx.kernels.paged_attention_rope import paged_decode_attention_rope_triton
+    from lynx.kernels.paged_attention_triton import PagedAttentionConfig, paged_decode_attention_triton
     from lynx.kernels.rope_triton import qk_norm_rope_triton
     from lynx.kernels.skinny_gemm import split_k_counters
 
@@ -281,11 +278,11 @@ def rope_cases() -> int:
 
 def engine_rope_case() -> int:
     """tiny-moe greedy tokens with LYNX_FUSED_ROPE_ATTENTION on and off (Triton attention)."""
-    import lynx.kernels.paged_attention_triton as pat
+    import lynx.kernels.paged_attention_rope as par
     from lynx import LLM, SamplingParams
 
     calls: list[int] = []
-    real = pat.paged_decode_attention_rope_triton
+    real = par.paged_decode_attention_rope_triton
 
     def spy(*args, **kwargs):
         calls.append(1)
@@ -296,7 +293,7 @@ def engine_rope_case() -> int:
                                                                                                    temperature=0)
     pa.set_attention_backend("triton")
     tokens = {}
-    pat.paged_decode_attention_rope_triton = spy
+    par.paged_decode_attention_rope_triton = spy
     try:
         for flag in ("0", "1"):
             os.environ["LYNX_FUSED_ROPE_ATTENTION"] = flag
@@ -304,7 +301,7 @@ def engine_rope_case() -> int:
             assert bool(calls) == (flag == "1"), (flag, len(calls))
     finally:
         os.environ.pop("LYNX_FUSED_ROPE_ATTENTION")
-        pat.paged_decode_attention_rope_triton = real
+        par.paged_decode_attention_rope_triton = real
     assert tokens["0"] == tokens["1"], tokens
     return 1
 
@@ -393,7 +390,7 @@ def test_rope_attention_kernel_compiles_for_sm90(dtype: str, d: int, group: int,
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from lynx.kernels import paged_attention_kernels as kern
+    from lynx.kernels import paged_attention_rope as rope_kern
     from lynx.kernels.paged_attention_triton import default_config
 
     cfg = default_config(16, 4 * group, 4, d, 8192, num_sms=132)
@@ -411,7 +408,7 @@ def test_rope_attention_kernel_compiles_for_sm90(dtype: str, d: int, group: int,
     sig.update({name: "constexpr" for name in consts})
     aligned = {(i,): [["tt.divisibility", 16]] for i, (n, t) in enumerate(sig.items())
                if t.startswith("*") or n.startswith("stride")}
-    src = ASTSource(fn=kern.paged_decode_rope_partition_kernel, signature=sig, constexprs=consts, attrs=aligned)
+    src = ASTSource(fn=rope_kern.paged_decode_rope_partition_kernel, signature=sig, constexprs=consts, attrs=aligned)
     k = triton_compile(src, target=GPUTarget("cuda", 90, 32),
                        options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
     assert k.metadata.shared <= SM90_SMEM

@@ -138,7 +138,7 @@ def fused_rope_attention_applies(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         return False
     if resolve_attention_backend(q, k_cache, v_cache) != "triton":
         return False
-    from lynx.kernels.paged_attention_triton import rope_unsupported_reason
+    from lynx.kernels.paged_attention_rope import rope_unsupported_reason
 
     return rope_unsupported_reason(q, k, v, k_cache, v_cache, cos_table) is None
 
@@ -155,7 +155,7 @@ def paged_decode_attention_rope(
     k_cache, v_cache, slots)`` then :func:`paged_decode_attention` on the rotated q, in one
     Triton launch (experimental; callers check :func:`fused_rope_attention_applies`).
     """
-    from lynx.kernels.paged_attention_triton import paged_decode_attention_rope_triton
+    from lynx.kernels.paged_attention_rope import paged_decode_attention_rope_triton
 
     return paged_decode_attention_rope_triton(q, k, v, k_cache, v_cache, slots, block_tables, context_lens,
                                               cos_table, sin_table, q_weight, k_weight, eps, scale, window)

@@ -15,9 +15,10 @@ block table lists (``k_cache, v_cache [num_blocks, BLOCK_SIZE, Hkv, D]``).
   fit in one partition writes its output directly, and otherwise the last of the row's
   programs to arrive (an acquire/release counter per ``(b, h)``, left at zero) merges the
   partitions. That saves the second launch, ~2.5 µs per layer at decode sizes on the H200.
-* :func:`paged_decode_rope_partition_kernel` (experimental, ``LYNX_FUSED_ROPE_ATTENTION=1``):
+* :mod:`lynx.kernels.paged_attention_rope` (experimental, ``LYNX_FUSED_ROPE_ATTENTION=1``):
   the same program, which first applies the per-head q/k RMSNorm and rotary itself (and
-  stores the new token's K/V), replacing the separate ``_qk_norm_rope_kernel`` launch.
+  stores the new token's K/V), replacing the separate ``_qk_norm_rope_kernel`` launch; it
+  shares :func:`_attend_partition` with the partition kernel.
 * :func:`paged_decode_reduce_kernel`, grid ``(Hkv, B)``: the same merge as a second
   launch, for calls without a counter workspace (first call inside a graph capture).
 
@@ -34,7 +35,6 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from lynx.kernels.rope_triton import head_rms_norm, rope_halves
 
 
 @triton.jit
@@ -203,76 +203,6 @@ def _attend_partition(
                                       num_kv_heads, first_part, end_part, num_parts, stride_ob, stride_oh,
                                       HEAD_DIM, BLOCK_D, GROUP, BLOCK_G)
                     tl.store(slot, 0)  # ready for the next call (graph replay)
-
-
-@triton.jit
-def paged_decode_rope_partition_kernel(
-    q_ptr,  # [B, Hq, D] raw query projection (before norm and rotary), unit stride along D
-    k_ptr, v_ptr,  # [B, Hkv, D] the new token's raw key and value projections, unit stride along D
-    cos_ptr, sin_ptr,  # [P, D] float32 rotary tables
-    qw_ptr, kw_ptr,  # [D] per-head RMSNorm weights (NORM)
-    slot_ptr,  # [B] int64: the cache slot (page * BLOCK_SIZE + offset) of the new token
-    k_cache_ptr, v_cache_ptr, block_tables_ptr, context_lens_ptr, part_max_ptr, part_sum_ptr, part_out_ptr,
-    out_ptr, counter_ptr,  # as paged_decode_partition_kernel
-    qk_scale, window, num_parts, eps,
-    stride_qb, stride_qh, stride_kb, stride_kh, stride_vb, stride_vh, table_stride, stride_bt,
-    stride_cache_block, stride_cache_tok, stride_ob, stride_oh,
-    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,  # BLOCK_D == HEAD_DIM (a power of two >= 16)
-    GROUP: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_SIZE: tl.constexpr,
-    PARTITION: tl.constexpr, BLOCK_N: tl.constexpr, DOT_PRECISION: tl.constexpr, FUSED: tl.constexpr,
-    NORM: tl.constexpr,  # per-head q/k RMSNorm before the rotary (Qwen3)
-):
-    """:func:`paged_decode_partition_kernel` with the q/k norm + rotary (and K/V store) of
-    ``_qk_norm_rope_kernel`` done in the same launch (experimental, decode only).
-
-    The new token sits at position ``ctx - 1``. Every program normalises and rotates its
-    ``GROUP`` query heads in registers. The program whose partition holds ``ctx - 1`` first
-    normalises and rotates the new key of its KV head, stores it and the raw value in the
-    cache slot ``slot_ptr[seq]`` (the engine's slot mapping: ``table[(ctx-1) // BLOCK_SIZE] *
-    BLOCK_SIZE + (ctx-1) % BLOCK_SIZE`` for real rows, the trash slot for CUDA-graph padding
-    rows), and passes a CTA barrier before its K/V loop reads them back; no other program
-    reads that position. Norm and rotary use the same helpers (same arithmetic and casts)
-    as ``_qk_norm_rope_kernel``.
-    """
-    part = tl.program_id(0)
-    kv_head = tl.program_id(1)
-    seq = tl.program_id(2)
-    ctx = tl.load(context_lens_ptr + seq)
-    lo = tl.maximum(part * PARTITION, tl.maximum(ctx - window, 0))  # first key of this program
-    hi = tl.minimum(part * PARTITION + PARTITION, ctx)  # one past its last key; lo >= hi: none
-    pos = tl.maximum(ctx - 1, 0).to(tl.int64)  # the new token's position: the rotary angle of q and k
-    half = tl.arange(0, HEAD_DIM // 2)
-    offs_g = tl.arange(0, BLOCK_G)
-    heads = kv_head * GROUP + offs_g  # [BG] query heads sharing this KV head
-    q_row = q_ptr + seq.to(tl.int64) * stride_qb + heads[:, None] * stride_qh + half[None, :]  # [BG, D/2]
-    q_ok = (offs_g < GROUP)[:, None] & (lo < hi)  # an empty program reads nothing
-    x1 = tl.load(q_row, mask=q_ok, other=0.0)
-    x2 = tl.load(q_row + HEAD_DIM // 2, mask=q_ok, other=0.0)
-    if NORM:
-        x1, x2 = head_rms_norm(x1, x2, qw_ptr, eps, HEAD_DIM)
-    x1, x2 = rope_halves(x1, x2, cos_ptr, sin_ptr, pos, table_stride, HEAD_DIM)
-    q = tl.reshape(tl.permute(tl.join(x1, x2), (0, 2, 1)), (BLOCK_G, BLOCK_D))  # [BG, D]: halves side by side
-    if (ctx > 0) & (part == (ctx - 1) // PARTITION):  # this program owns the new token's position
-        k_src = k_ptr + seq.to(tl.int64) * stride_kb + kv_head * stride_kh
-        k1 = tl.load(k_src + half)
-        k2 = tl.load(k_src + HEAD_DIM // 2 + half)
-        if NORM:
-            k1, k2 = head_rms_norm(k1, k2, kw_ptr, eps, HEAD_DIM)
-        k1, k2 = rope_halves(k1, k2, cos_ptr, sin_ptr, pos, table_stride, HEAD_DIM)
-        slot = tl.load(slot_ptr + seq).to(tl.int64)
-        cache_row = slot * stride_cache_tok + kv_head * HEAD_DIM  # contiguous cache: slot = page * bs + offset
-        v_src = v_ptr + seq.to(tl.int64) * stride_vb + kv_head * stride_vh
-        tl.store(k_cache_ptr + cache_row + half, k1)
-        tl.store(k_cache_ptr + cache_row + HEAD_DIM // 2 + half, k2)
-        tl.store(v_cache_ptr + cache_row + half, tl.load(v_src + half))
-        tl.store(v_cache_ptr + cache_row + HEAD_DIM // 2 + half, tl.load(v_src + HEAD_DIM // 2 + half))
-        tl.debug_barrier()  # every thread's K/V stores precede the loop's loads of that position
-    _attend_partition(
-        q, k_cache_ptr, v_cache_ptr, block_tables_ptr, part_max_ptr, part_sum_ptr, part_out_ptr, out_ptr,
-        counter_ptr, qk_scale, window, num_parts, stride_bt, stride_cache_block, stride_cache_tok, stride_ob,
-        stride_oh, part, kv_head, seq, ctx, lo, hi,
-        HEAD_DIM, BLOCK_D, GROUP, BLOCK_G, BLOCK_SIZE, PARTITION, BLOCK_N, DOT_PRECISION, FUSED,
-    )
 
 
 @triton.jit

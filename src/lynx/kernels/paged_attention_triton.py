@@ -14,11 +14,7 @@ import warnings
 import torch
 import triton
 
-from lynx.kernels.paged_attention_kernels import (
-    paged_decode_partition_kernel,
-    paged_decode_reduce_kernel,
-    paged_decode_rope_partition_kernel,
-)
+from lynx.kernels.paged_attention_kernels import paged_decode_partition_kernel, paged_decode_reduce_kernel
 from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
 
 SUPPORTED_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
@@ -186,66 +182,6 @@ def paged_decode_attention_triton(
         BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
         # fp32 models must not silently drop to TF32 (the CPU-matching checks use fp32)
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FUSED=fused,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-    )
-    if not fused:
-        _reduce(run, hkv, b, d)
-    return run.out
-
-
-def rope_unsupported_reason(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
-                            v_cache: torch.Tensor, cos_table: torch.Tensor) -> str | None:
-    """Why :func:`paged_decode_attention_rope_triton` cannot take these tensors (None if it can)."""
-    reason = unsupported_reason(q, k_cache, v_cache)
-    if reason is not None:
-        return reason
-    d = q.shape[-1]
-    if d < 16 or d & (d - 1):
-        return f"head_dim {d} is not a power of two >= 16"
-    if cos_table.shape[-1] != d or cos_table.dtype != torch.float32 or cos_table.stride(-1) != 1:
-        return "rotary tables must be float32 over the whole head dim (no partial rotary)"
-    if k.dtype != q.dtype or v.dtype != q.dtype or k.shape != v.shape or k.shape[1:] != k_cache.shape[2:]:
-        return "k, v must be [B, Hkv, D] in the query dtype"
-    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
-        return "q, k, v need unit stride along the head dim"
-    return None
-
-
-def paged_decode_attention_rope_triton(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-    k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor,
-    block_tables: torch.Tensor, context_lens: torch.Tensor,
-    cos_table: torch.Tensor, sin_table: torch.Tensor,
-    q_weight: torch.Tensor | None, k_weight: torch.Tensor | None, eps: float,
-    scale: float, window: int | None, config: PagedAttentionConfig | None = None,
-) -> torch.Tensor:
-    """Decode attention on the raw ``q [B, Hq, D]``, ``k, v [B, Hkv, D]`` of the new tokens (experimental).
-
-    One launch does what ``qk_norm_rope_triton(..., v, k_cache, v_cache, slots)`` followed by
-    :func:`paged_decode_attention_triton` do: optional per-head RMSNorm (``q_weight``,
-    ``k_weight``) and rotary at position ``context_lens - 1`` (the engine's decode positions),
-    the new K/V stored at ``slots [B]`` (int64, ``page * block_size + offset``), attention.
-    """
-    reason = rope_unsupported_reason(q, k, v, k_cache, v_cache, cos_table)
-    if reason is not None:
-        raise ValueError(f"fused rope + paged attention does not support {reason}")
-    run = _prepare(q, k_cache, v_cache, block_tables, context_lens, window, config)
-    b, _, d = q.shape
-    _, page, hkv, _ = k_cache.shape
-    if b == 0:
-        return run.out
-    norm = q_weight is not None and k_weight is not None
-    slots = slots.to(torch.int64).contiguous()
-    fused, cfg = run.counters is not None, run.cfg
-    paged_decode_rope_partition_kernel[(run.num_parts, hkv, b)](
-        q, k, v, cos_table, sin_table, q_weight if norm else cos_table, k_weight if norm else cos_table, slots,
-        k_cache, v_cache, run.block_tables, run.context_lens, run.part_max, run.part_sum, run.part_out, run.out,
-        run.counters if fused else run.context_lens, scale * LOG2E, run.win, run.num_parts, eps,
-        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), cos_table.stride(0),
-        run.block_tables.stride(0), k_cache.stride(0), k_cache.stride(1), run.out.stride(0), run.out.stride(1),
-        HEAD_DIM=d, BLOCK_D=run.block_d, GROUP=run.group, BLOCK_G=run.block_g,
-        BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FUSED=fused, NORM=norm,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     if not fused:
