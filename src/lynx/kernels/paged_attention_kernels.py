@@ -89,6 +89,19 @@ def _row_partitions(ctx, window, num_parts, PARTITION: tl.constexpr):
 
 
 @triton.jit
+def program_keys(context_lens_ptr, window, PARTITION: tl.constexpr):
+    """``(part, kv_head, seq, ctx, lo, hi)`` of a partition program (grid ``(num_parts, Hkv, B)``):
+    it attends keys ``[lo, hi)`` of row ``seq`` (``lo >= hi``: none)."""
+    part = tl.program_id(0)
+    kv_head = tl.program_id(1)
+    seq = tl.program_id(2)
+    ctx = tl.load(context_lens_ptr + seq)
+    lo = tl.maximum(part * PARTITION, tl.maximum(ctx - window, 0))  # first key of this program
+    hi = tl.minimum(part * PARTITION + PARTITION, ctx)  # one past its last key
+    return part, kv_head, seq, ctx, lo, hi
+
+
+@triton.jit
 def paged_decode_partition_kernel(
     q_ptr,  # [B, Hq, D], unit stride along D
     k_cache_ptr, v_cache_ptr,  # [num_blocks, BLOCK_SIZE, Hkv, D] contiguous
@@ -111,12 +124,7 @@ def paged_decode_partition_kernel(
     DOT_PRECISION: tl.constexpr,
     FUSED: tl.constexpr,  # merge in the last-arriving program (else paged_decode_reduce_kernel does)
 ):
-    part = tl.program_id(0)
-    kv_head = tl.program_id(1)
-    seq = tl.program_id(2)
-    ctx = tl.load(context_lens_ptr + seq)
-    lo = tl.maximum(part * PARTITION, tl.maximum(ctx - window, 0))  # first key of this program
-    hi = tl.minimum(part * PARTITION + PARTITION, ctx)  # one past its last key; lo >= hi: none
+    part, kv_head, seq, ctx, lo, hi = program_keys(context_lens_ptr, window, PARTITION)
 
     offs_g = tl.arange(0, BLOCK_G)
     offs_d = tl.arange(0, BLOCK_D)

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from lynx.kernels.paged_attention_kernels import _attend_partition
+from lynx.kernels.paged_attention_kernels import _attend_partition, program_keys
 from lynx.kernels.paged_attention_triton import (
     LOG2E,
     PagedAttentionConfig,
@@ -57,12 +57,7 @@ def paged_decode_rope_partition_kernel(
     reads that position. Norm and rotary use the same helpers (same arithmetic and casts)
     as ``_qk_norm_rope_kernel``.
     """
-    part = tl.program_id(0)
-    kv_head = tl.program_id(1)
-    seq = tl.program_id(2)
-    ctx = tl.load(context_lens_ptr + seq)
-    lo = tl.maximum(part * PARTITION, tl.maximum(ctx - window, 0))  # first key of this program
-    hi = tl.minimum(part * PARTITION + PARTITION, ctx)  # one past its last key; lo >= hi: none
+    part, kv_head, seq, ctx, lo, hi = program_keys(context_lens_ptr, window, PARTITION)
     pos = tl.maximum(ctx - 1, 0).to(tl.int64)  # the new token's position: the rotary angle of q and k
     half = tl.arange(0, HEAD_DIM // 2)
     offs_g = tl.arange(0, BLOCK_G)
