@@ -20,7 +20,6 @@ import importlib.util
 import os
 import random
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from lynx.routing import select_experts
 from lynx.routing.config import resolve_params
 from lynx.routing.tally import ExpertTally
+from lynx.testing.interpreter import assert_interpreted_cases_pass
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -206,12 +206,7 @@ def test_fused_router_routes_with_select_experts_constexprs(policy: str, t: int,
 @outer_only
 @needs_triton
 def test_kernels_in_interpreter() -> None:
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "test_interp_", str(Path(__file__))]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
-    report = proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert proc.returncode == 0, report
-    assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], report
+    assert_interpreted_cases_pass(__file__, "test_interp_")
 
 
 # ----------------------------------------------------------------------------- interpreter

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from lynx.kernels.skinny_gemm import (
     skinny_linear_reference,
     supports,
 )
+from lynx.testing.interpreter import assert_interpreted_cases_pass
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -300,9 +300,4 @@ def test_interp_dispatch_and_empty_batch() -> None:
 @pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (optional)")
 @pytest.mark.skipif(INTERPRET, reason="this is the interpreter run itself")
 def test_kernel_cases_in_triton_interpreter() -> None:
-    this = Path(__file__)
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "test_interp_", str(this)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=this.parent)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]
+    assert_interpreted_cases_pass(__file__, "test_interp_")

@@ -29,6 +29,8 @@ import pytest
 import torch
 from moe_cases import make_case, per_token_oracle, rel_err
 
+from lynx.testing.interpreter import assert_interpreted_cases_pass
+
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (optional)")
@@ -156,12 +158,7 @@ def test_persistent_kernel_compiles_pipelines_and_fits(batch: int, shape: tuple,
 @needs_triton
 @compiled_only
 def test_persistent_kernel_in_interpreter() -> None:
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "TestInterpreted"]
-    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=900)
-    report = proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert proc.returncode == 0, report
-    assert " passed" in proc.stdout and " skipped" not in proc.stdout, report
+    assert_interpreted_cases_pass(__file__, "TestInterpreted", timeout=900)
 
 
 CASES = [
