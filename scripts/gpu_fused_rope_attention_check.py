@@ -53,23 +53,6 @@ SHAPES = [(b, ctx, width) for ctx, width in ((300, 512), (2000, 4096)) for b in 
 DRY_SHAPES = [(1, 20, 32), (3, 40, 64)]
 
 
-def import_kernels(interpret: bool) -> None:
-    """Before any ``lynx.kernels`` import: the interpreter (dry run) must be on before kernels exist."""
-    if interpret:
-        os.environ["TRITON_INTERPRET"] = "1"
-        from lynx.kernels.triton_interpret import patch_interpreter
-
-        patch_interpreter()
-
-
-def ordered(a):
-    """bf16/fp16 tensor -> int32 of the same order (ulp distances are differences; -0.0 == +0.0)."""
-    import torch
-
-    b = a.contiguous().view(torch.int16).int()
-    return b.where(b >= 0, -(b & 0x7FFF))
-
-
 _TABLES: dict = {}
 
 
@@ -147,6 +130,7 @@ class Inputs:
 
 
 def check(torch, dev, heads, batch: int, ctx: int, width: int, seed: int, norm: bool) -> dict:
+    from lynx.kernels.kernel_bench import ulp_order
     from lynx.kernels.paged_attention import paged_decode_attention_reference
     from lynx.kernels.paged_attention_cases import rel_err
     from lynx.kernels.skinny_gemm import split_k_counters
@@ -160,12 +144,12 @@ def check(torch, dev, heads, batch: int, ctx: int, width: int, seed: int, norm: 
     narrow = -(-int(x.lens.max()) // PAGE)
     ref = paged_decode_attention_reference(q_rot[real].float(), kc2.nan_to_num().float(), vc2.nan_to_num().float(),
                                            x.tables[real, :narrow], x.lens[real], x.scale, None)
-    kd = ordered(kc1.nan_to_num()) - ordered(kc2.nan_to_num())
-    vd = ordered(vc1.nan_to_num()) - ordered(vc2.nan_to_num())
+    kd = ulp_order(kc1.nan_to_num()) - ulp_order(kc2.nan_to_num())
+    vd = ulp_order(vc1.nan_to_num()) - ulp_order(vc2.nan_to_num())
     nan_same = bool(torch.equal(kc1.isnan(), kc2.isnan()) and torch.equal(vc1.isnan(), vc2.isnan()))
     rec = dict(kind="check", batch=batch, ctx=ctx, width=width, norm=norm, lens_max=int(x.lens.max()),
                out_bit_equal=bool(torch.equal(g.view(torch.int16), w.view(torch.int16))),
-               out_max_ulp=int((ordered(g) - ordered(w)).abs().max()), out_rel_diff=rel_err(g, w),
+               out_max_ulp=int((ulp_order(g) - ulp_order(w)).abs().max()), out_rel_diff=rel_err(g, w),
                fused_rel_err=rel_err(g, ref), two_rel_err=rel_err(w, ref), finite=bool(torch.isfinite(g.float()).all()),
                k_diff_elems=int((kd != 0).sum()), k_max_ulp=int(kd.abs().max()), v_diff_elems=int((vd != 0).sum()),
                cache_nan_same=nan_same, k_elems=batch * heads[1] * heads[2],
@@ -221,7 +205,9 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=85.0, help="seconds; later phases are skipped past it")
     args = ap.parse_args()
     t0 = time.time()
-    import_kernels(args.dry_run)
+    from lynx.kernels.triton_interpret import use_interpreter
+
+    use_interpreter(args.dry_run)
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False

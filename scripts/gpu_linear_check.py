@@ -109,15 +109,6 @@ class Run(RunContext):
         self.out_path.write_text(json.dumps({"records": self.records, **(extra or {})}, indent=1, default=str))
 
 
-def import_kernels(interpret: bool) -> None:
-    """Prepare the ``lynx.kernels`` imports (``lynx`` is already a bare namespace, see the top)."""
-    if interpret:
-        os.environ["TRITON_INTERPRET"] = "1"  # before any @triton.jit function is defined
-        from lynx.kernels.triton_interpret import patch_interpreter
-
-        patch_interpreter()
-
-
 def rel_err(out, ref) -> float:
     return float((out.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-30))
 
@@ -426,7 +417,9 @@ def main() -> int:
     ts = [int(t) for t in args.ts.split(",") if t]
     names = [s for s in SHAPES if not args.shapes or any(f in s for f in args.shapes.split(","))]
 
-    import_kernels(interpret=args.dry_run)
+    from lynx.kernels.triton_interpret import use_interpreter
+
+    use_interpreter(args.dry_run)
     import torch
 
     if not args.dry_run and not torch.cuda.is_available():

@@ -53,23 +53,6 @@ POLICIES = ("topk", "lynx", "oea")
 WEIGHT_TOL = 2e-6
 
 
-def import_kernels(interpret: bool) -> None:
-    """Before any ``lynx.kernels`` import: the interpreter (dry run) must be on before kernels exist."""
-    if interpret:
-        os.environ["TRITON_INTERPRET"] = "1"
-        from lynx.kernels.triton_interpret import patch_interpreter
-
-        patch_interpreter()
-
-
-def ordered_bf16(a):
-    """bf16 tensor -> int32 of the same order (ulp distances are differences; -0.0 == +0.0)."""
-    import torch
-
-    b = a.contiguous().view(torch.int16).int()
-    return b.where(b >= 0, -(b & 0x7FFF))
-
-
 def rel_err(out, ref) -> float:
     return float((out.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-30))
 
@@ -80,6 +63,7 @@ def check_case(torch, dev, dry: bool, seed: int, name: str, h: int, n: int, k: i
     import torch.nn.functional as F
 
     from lynx.kernels import skinny_gemm as sg
+    from lynx.kernels.kernel_bench import ulp_order
     from lynx.kernels.router_route import fused_router_reason, router_select_triton
     from lynx.kernels.routing_triton import select_experts_triton
     from lynx.routing import select_experts
@@ -114,8 +98,8 @@ def check_case(torch, dev, dry: bool, seed: int, name: str, h: int, n: int, k: i
     exact = F.linear(x.double(), w.double())
     rounded = F.linear(x.float(), w.float()).bfloat16()  # fp32 sums rounded to nearest even
     cublas = F.linear(x, w)
-    ulp_rounded = (ordered_bf16(logits) - ordered_bf16(rounded)).abs()
-    ulp_cublas = int((ordered_bf16(logits) - ordered_bf16(cublas)).abs().max())
+    ulp_rounded = (ulp_order(logits) - ulp_order(rounded)).abs()
+    ulp_cublas = int((ulp_order(logits) - ulp_order(cublas)).abs().max())
     rec = dict(
         kind="check", shape=name, T=t, policy=policy,
         ids_eq_two_step=bool(torch.equal(ids, two_ids)), ids_eq_torch=bool(torch.equal(ids, ref_ids)),
@@ -158,7 +142,9 @@ def graph_check(torch, x, w, args, tally, router_select_triton, sg) -> bool:
 def check_chunk(payload: tuple[bool, int, list[tuple]]) -> list[dict]:
     """Worker process: check a few cases (and so compile their kernels)."""
     dry, seed, cases = payload
-    import_kernels(dry)
+    from lynx.kernels.triton_interpret import use_interpreter
+
+    use_interpreter(dry)
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -243,7 +229,9 @@ def main() -> int:
     if out is None and os.environ.get("OUT"):
         out = Path(os.environ["OUT"]) / "router_route.json"
 
-    import_kernels(dry)  # sets TRITON_INTERPRET for the workers too (inherited environment)
+    from lynx.kernels.triton_interpret import use_interpreter
+
+    use_interpreter(dry)  # sets TRITON_INTERPRET for the workers too (inherited environment)
     if dry:  # the interpreter warns about masked lanes' 0/0 (never stored)
         os.environ["PYTHONWARNINGS"] = "ignore::RuntimeWarning"
         warnings.filterwarnings("ignore", category=RuntimeWarning)

@@ -160,15 +160,12 @@ def run(args: argparse.Namespace) -> int:
 
 def import_kernels(interpret: bool) -> None:
     """Import ``lynx.kernels``; on CPU first switch Triton to its (patched) interpreter."""
-    if interpret:
-        os.environ["TRITON_INTERPRET"] = "1"  # before any lynx.kernels.triton_* import
-    import lynx.kernels  # noqa: F401
+    from lynx.kernels.triton_interpret import use_interpreter
 
+    use_interpreter(interpret)  # before any lynx.kernels.triton_* import
     if interpret:
         from lynx.kernels.moe_interpret import patch_interpreter_sort
-        from lynx.kernels.triton_interpret import patch_interpreter
 
-        patch_interpreter()
         patch_interpreter_sort()
 
 

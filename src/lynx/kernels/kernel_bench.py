@@ -6,6 +6,7 @@
   and replayed (no Python or launch overhead, like the engine's decode graphs); on CPU a
   plain wall clock (dry runs only).
 * :func:`linear_fit`: least squares ``time = a + b * A`` with R^2.
+* :func:`ulp_order`: 16-bit floats as integers of the same order, for ulp distances.
 """
 
 from __future__ import annotations
@@ -108,3 +109,9 @@ def time_per_call(
         end.synchronize()
         samples.append(start.elapsed_time(end) * 1e-3 / (replays * len(calls)))
     return statistics.median(samples)
+
+
+def ulp_order(a: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 tensor -> int32 of the same order: ulp distances are differences (-0.0 == +0.0)."""
+    b = a.contiguous().view(torch.int16).int()
+    return b.where(b >= 0, -(b & 0x7FFF))

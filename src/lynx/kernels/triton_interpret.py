@@ -25,6 +25,19 @@ def interpreter_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def use_interpreter(enabled: bool = True) -> None:
+    """Interpret every ``@triton.jit`` function defined from now on, with :func:`patch_interpreter`
+    (nothing if not ``enabled``, e.g. ``use_interpreter(args.dry_run)``).
+
+    Call it before any ``lynx.kernels.triton_*`` import (CPU dry runs of the GPU scripts);
+    child processes inherit the setting through the environment.
+    """
+    if not enabled:
+        return
+    os.environ["TRITON_INTERPRET"] = "1"
+    patch_interpreter()
+
+
 def _needs_index_patch() -> bool:
     try:
         int(np.array([1]))  # what the interpreter does with a scalar loop bound
