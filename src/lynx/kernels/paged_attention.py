@@ -134,7 +134,9 @@ def fused_rope_attention_applies(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     """Whether the decode layer should call :func:`paged_decode_attention_rope` (see the module doc)."""
     if os.environ.get("LYNX_FUSED_ROPE_ATTENTION", "0") != "1":
         return False
-    if os.environ.get("LYNX_ROPE_BACKEND", "auto") == "torch":  # a forced torch rotary stays unfused
+    from lynx.kernels.rope import torch_rope_forced
+
+    if torch_rope_forced():  # a forced torch rotary stays unfused
         return False
     if resolve_attention_backend(q, k_cache, v_cache) != "triton":
         return False

@@ -44,8 +44,13 @@ def qk_norm_rope_reference(
     return _rotate(q, cos, sin), _rotate(k, cos, sin)
 
 
+def torch_rope_forced() -> bool:
+    """``LYNX_ROPE_BACKEND=torch`` (read at each call): the PyTorch rotary everywhere, nothing fused."""
+    return os.environ.get("LYNX_ROPE_BACKEND", "auto") == "torch"
+
+
 def _use_triton(q: torch.Tensor, rot_dim: int) -> bool:
-    if not q.is_cuda or os.environ.get("LYNX_ROPE_BACKEND", "auto") == "torch":
+    if not q.is_cuda or torch_rope_forced():
         return False
     d = q.shape[-1]
     if rot_dim != d or d < 16 or d & (d - 1):  # the kernel handles full-width power-of-two heads
