@@ -28,7 +28,7 @@ from lynx.kernels.triton_interpret import interpreter_enabled
 from lynx.layers.mlp import GatedMLP
 from lynx.models.config import ModelConfig
 from lynx.routing import select_experts
-from lynx.routing.config import check_policy, check_scoring, check_shape, resolve_params
+from lynx.routing.select import checked_params
 from lynx.routing.tally import LayerTally
 
 FUSED_ROUTER_ENV = "LYNX_FUSED_ROUTER"  # "1": router GEMM and routing in one launch (opt-in)
@@ -67,13 +67,8 @@ class SparseMoE(nn.Module):
             return None
         if x.dim() != 2 or x.shape[0] == 0 or not (x.is_cuda or interpreter_enabled()):
             return None
-        check_policy(policy)
-        check_scoring(self.scoring)
-        check_shape(self.num_experts, self.top_k)
-        p = resolve_params(policy, params, self.num_experts, self.top_k)
         t = x.shape[0]
-        if valid is not None and tuple(valid.shape) != (t,):
-            raise ValueError(f"valid must have shape [{t}], got {tuple(valid.shape)}")
+        p = checked_params((t, self.num_experts), self.top_k, policy, self.scoring, valid, params)
         # [T, E] view of x with the router logits' shape, dtype and device (all that is read)
         if routing_backend(x[:1, :1].expand(t, self.num_experts), self.top_k, policy, p) != "triton":
             return None

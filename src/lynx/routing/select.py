@@ -21,6 +21,27 @@ from lynx.routing.tally import LayerTally, mark_experts
 from lynx.routing.topk import topk_choose
 
 
+def checked_params(
+    shape: tuple[int, ...], top_k: int, policy: str, scoring: str, valid: torch.Tensor | None, params: dict[str, Any],
+) -> dict[str, Any]:
+    """The policy's resolved parameters for routing logits of ``shape`` ``[T, N]``, after validating the call.
+
+    Raises:
+        RoutingConfigError: unknown policy, scoring or parameter, or an invalid value.
+        ValueError: ``shape`` is not 2-D, or ``valid`` is not ``[T]``.
+    """
+    check_policy(policy)
+    check_scoring(scoring)
+    if len(shape) != 2:
+        raise ValueError(f"router_logits must be [T, N], got shape {tuple(shape)}")
+    t, n = shape
+    check_shape(n, top_k)
+    p = resolve_params(policy, params, n, top_k)
+    if valid is not None and tuple(valid.shape) != (t,):
+        raise ValueError(f"valid must have shape [{t}], got {tuple(valid.shape)}")
+    return p
+
+
 def select_experts(
     router_logits: torch.Tensor,
     top_k: int,
@@ -63,16 +84,9 @@ def select_experts(
     :mod:`lynx.kernels.routing_dispatch`; ``LYNX_ROUTING_BACKEND=torch|triton`` forces one);
     the code below is the reference and the CPU path.
     """
-    check_policy(policy)
-    check_scoring(scoring)
-    if router_logits.dim() != 2:
-        raise ValueError(f"router_logits must be [T, N], got shape {tuple(router_logits.shape)}")
-    t, n = router_logits.shape
-    check_shape(n, top_k)
-    p = resolve_params(policy, params, n, top_k)
+    p = checked_params(tuple(router_logits.shape), top_k, policy, scoring, valid, params)
+    t = router_logits.shape[0]
     device = router_logits.device
-    if valid is not None and tuple(valid.shape) != (t,):
-        raise ValueError(f"valid must have shape [{t}], got {tuple(valid.shape)}")
     if t > 0 and routing_backend(router_logits, top_k, policy, p) == "triton":
         from lynx.kernels.routing_triton import select_experts_triton  # imports Triton
 
