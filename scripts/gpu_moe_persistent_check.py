@@ -103,7 +103,7 @@ def check_one(torch, device, name: str, shape: dict, t: int) -> dict:
     ws = ph.persistent_workspace(device)
     rec = dict(model=name, batch=t, identical=bool(torch.equal(outs[0], want)), rel_err=rel(torch, outs[0], want),
                repeat_identical=all(bool(torch.equal(o, outs[0])) for o in outs),
-               workspace_zero=int(ws.count_nonzero()) == 0)
+               workspace_zero=int(ws.count_nonzero()) == 0, residency=dict(ph.LAST_RESIDENCY))
     if device.type == "cuda":  # graph replays on new inputs: counters reset by every replay
         static = [x.clone(), w.clone(), ids.clone()]
         side = torch.cuda.Stream()

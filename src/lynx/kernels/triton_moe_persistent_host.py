@@ -7,6 +7,9 @@ resident at once; :func:`lynx.kernels.triton_moe.fused_experts_triton` calls
 
 from __future__ import annotations
 
+import ctypes
+import functools
+
 import torch
 import triton
 
@@ -17,6 +20,7 @@ from lynx.kernels.triton_moe_align import align_params
 from lynx.kernels.triton_moe_persistent import moe_persistent_kernel, reset_block, workspace_slots
 
 PERSISTENT_SLOTS = 4096  # int32 counters of the one-launch kernel (top of the shared workspace)
+LAST_RESIDENCY: dict[str, int | None] = {}  # the last residency check (grid, hand, driver): GPU check script
 
 
 def persistent_workspace(device: torch.device) -> torch.Tensor | None:
@@ -46,6 +50,27 @@ def resident_ctas(n_regs: int, shared: int, warps: int, smem_per_sm: int, thread
     by_regs = (regs_per_sm // regs_per_warp) // warps
     by_smem = smem_per_sm // (shared + 1024)
     return min(32, threads_per_sm // (32 * warps), by_regs, by_smem)
+
+
+@functools.cache
+def _libcuda() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+
+
+def driver_resident_ctas(function: int, threads: int, shared: int) -> int | None:
+    """The driver's own count (``cuOccupancyMaxActiveBlocksPerMultiprocessor``) of CTAs of a
+    loaded kernel (``CUfunction`` handle) that fit on an SM at once; None without libcuda.
+    The hand count :func:`resident_ctas` can miss a rule of a new architecture; the driver cannot."""
+    lib = _libcuda()
+    if lib is None:
+        return None
+    blocks = ctypes.c_int(0)
+    rc = lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+        ctypes.byref(blocks), ctypes.c_void_p(function), ctypes.c_int(threads), ctypes.c_size_t(shared))
+    return int(blocks.value) if rc == 0 else None
 
 
 def persistent_launch(
@@ -91,6 +116,10 @@ def persistent_launch(
         props = torch.cuda.get_device_properties(hidden.device)
         fit = resident_ctas(kernel.n_regs, kernel.metadata.shared, cfg.warps1,
                             props.shared_memory_per_multiprocessor, props.max_threads_per_multi_processor)
+        driver = driver_resident_ctas(kernel.function, 32 * cfg.warps1, kernel.metadata.shared)
+        LAST_RESIDENCY.update(grid=grid, hand=fit * _num_sms(hidden.device),
+                              driver=None if driver is None else driver * _num_sms(hidden.device))
+        fit = fit if driver is None else min(fit, driver)  # never trust the larger of the two
         if fit * _num_sms(hidden.device) < grid:
             raise RuntimeError(f"one-launch MoE: {grid} programs but only {fit} CTAs per SM fit "
                                f"({kernel.n_regs} registers, {kernel.metadata.shared} B shared): a program "
