@@ -21,9 +21,13 @@ Phases (records go to the JSON; failures are recorded, not fatal; exit 1 if a ch
          on the two-launch cache, K and V caches vs the two-launch ones (elements differing,
          max ulp), counters left at zero, and a CUDA graph of the fused call replayed on the
          same inputs equal to the eager call. Without the norm every rotary op is elementwise
-         and the results must be bit-equal; with it, the fp32 sum of squares of a head is a
+         and the K cache must be bit-equal; with it, the fp32 sum of squares of a head is a
          reduction whose order follows the kernel's thread layout (1 warp in the rope kernel,
-         4 here), so a few elements may round to the neighbouring bf16 value (recorded).
+         4 here), so a few elements may round 1-2 bf16 ulp apart (recorded). The output is
+         bit-equal in the interpreter; on the GPU the query tile reaches the dot from
+         registers, which changes the MMA accumulation in the last bits: it must be within
+         1e-3 of the two-launch output and as close to the fp32 reference (first H200 run:
+         rel 1e-5 to 6e-5, same reference error).
   time   per (batch, context): a CUDA graph of C calls over rotated copies of the caches
          (>= 256 MB of K/V per replay, as ``lynx bench attention --parts decode``), median
          us per call of: rope kernel alone, attention alone, rope + attention (today's two
@@ -166,12 +170,21 @@ def check(torch, dev, heads, batch: int, ctx: int, width: int, seed: int, norm: 
         torch.cuda.synchronize()
         rec["graph_equal_eager"] = bool(torch.equal(out3[real].view(torch.int16), g.view(torch.int16))
                                         and torch.equal(kc3.nan_to_num(), kc1.nan_to_num()))
-    exact_needed = not norm  # elementwise rotary only: bit-equal or a bug
+    # K: elementwise rotary without the norm, so bit-equal or a bug; with it the fp32 sum of
+    # squares is reduced in another thread layout (1-2 ulp in rare elements). The output: the
+    # interpreter is exact; on the GPU the query tile reaches tl.dot from registers instead of
+    # a load, which changes the MMA accumulation in the last bits (H200: rel 1e-5 to 6e-5), so
+    # it must only be as close to the fp32 reference as the two-launch path is.
+    if norm:
+        k_ok = rec["k_max_ulp"] <= 2 and rec["k_diff_elems"] <= max(4, rec["k_elems"] // 100)
+    else:
+        k_ok = rec["k_diff_elems"] == 0
+    if dev.type != "cuda":
+        out_ok = rec["out_bit_equal"] if not norm else rec["out_rel_diff"] < 5e-3
+    else:
+        out_ok = rec["out_rel_diff"] < 1e-3 and rec["fused_rel_err"] <= 1.1 * rec["two_rel_err"] + 1e-5
     rec["ok"] = (rec["finite"] and nan_same and rec["counters_zero"] and rec["fused_rel_err"] < 1e-2
-                 and rec["v_diff_elems"] == 0 and rec.get("graph_equal_eager", True)
-                 and (rec["out_bit_equal"] and rec["k_diff_elems"] == 0 if exact_needed
-                      else rec["k_max_ulp"] <= 1 and rec["k_diff_elems"] <= max(4, rec["k_elems"] // 100)
-                      and rec["out_rel_diff"] < 5e-3))
+                 and rec["v_diff_elems"] == 0 and rec.get("graph_equal_eager", True) and k_ok and out_ok)
     return rec
 
 

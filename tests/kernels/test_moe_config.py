@@ -50,8 +50,11 @@ def test_down_kernel_grid_can_differ() -> None:
         cfg.with_(ctas_per_sm2=-1)
 
 
-def test_persistent_kernel_only_by_request_and_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_persistent_kernel_by_default_up_to_16_tokens_and_switchable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LYNX_MOE_PERSISTENT", raising=False)
-    assert not any(default_config(t, 2048, 768).persistent for t in (1, 16, 17, 64, 4096))
+    assert [default_config(t, 2048, 768).persistent for t in (1, 16, 17, 64, 4096)] == [True, True, False, False,
+                                                                                        False]
+    monkeypatch.setenv("LYNX_MOE_PERSISTENT", "0")
+    assert not any(default_config(t, 2048, 768).persistent for t in (1, 16, 17, 64))
     monkeypatch.setenv("LYNX_MOE_PERSISTENT", "1")
     assert [default_config(t, 2048, 768).persistent for t in (1, 16, 17, 64)] == [True, True, False, False]

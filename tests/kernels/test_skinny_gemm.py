@@ -161,7 +161,7 @@ needs_compiler = pytest.mark.skipif(not HAS_TRITON or INTERPRET,
 
 
 def compile_sm90(t: int, n: int, k: int, cfg: SkinnyGemmConfig, dtype: str = "bf16", out: str = "bf16",
-                 bias: bool = False):
+                 bias: bool = False, pdl: bool = False):
     """The kernel as the launcher specialises it (16-byte aligned pointers, N/K/strides % 16 == 0)."""
     from triton import compile as triton_compile
     from triton.backends.compiler import GPUTarget
@@ -175,6 +175,7 @@ def compile_sm90(t: int, n: int, k: int, cfg: SkinnyGemmConfig, dtype: str = "bf
            "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr", "SPLIT": "constexpr",
            "REDUCE_UNROLL": "constexpr",
            "DOT_PRECISION": "constexpr"}
+    sig.update(PDL="constexpr", PREFETCH_BYTES="constexpr")
     div16 = {name for name in sig if name.endswith("_ptr") or name in ("N", "K", "k_per_split") or
              name.startswith("stride")}
     attrs = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig) if name in div16}
@@ -183,9 +184,10 @@ def compile_sm90(t: int, n: int, k: int, cfg: SkinnyGemmConfig, dtype: str = "bf
     consts = dict(HAS_BIAS=bias, EVEN_K=k % cfg.block_k == 0, BLOCK_M=block_m, BLOCK_N=cfg.block_n,
                   BLOCK_K=cfg.block_k, SPLIT=split_k > 1, REDUCE_UNROLL=sg.reduce_unroll(block_m, cfg),
                   DOT_PRECISION="ieee" if dtype == "fp32" else "tf32")
+    consts.update(PDL=pdl, PREFETCH_BYTES=(2 if dtype == "bf16" else 4) if pdl else 0)
     src = ASTSource(fn=skinny_gemm_kernel, signature=sig, constexprs=consts, attrs=attrs)
     return triton_compile(src, target=GPUTarget("cuda", 90, 32),
-                          options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
+                          options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages, launch_pdl=pdl))
 
 
 def no_spills(ptx: str) -> bool:
@@ -226,6 +228,26 @@ def test_default_configs_compile_pipelined_for_sm90(name: str, t: int, out: str)
         assert "ld.global.cg" in ptx
     else:
         assert "atom." not in ptx
+
+
+@needs_compiler
+@pytest.mark.parametrize("name, t", [("qwen3-30b qkv", 16), ("qwen3-30b o", 64), ("qwen3-30b router", 16)])
+def test_pdl_variant_prefetches_weights_then_waits_before_reading_x(name: str, t: int) -> None:
+    """With PDL the program may run while the previous kernel still writes x: its only
+    memory accesses before ``griddepcontrol.wait`` are the L2 bulk prefetches of its own
+    weight rows; the trigger comes first, the pipelined main loop after the wait."""
+    k, n = MODEL_SHAPES[name]
+    cfg = default_config(t, n, k, torch.bfloat16, 132)
+    ptx = compile_sm90(t, n, k, cfg, pdl=True).asm["ptx"]
+    body = ptx[ptx.index(".entry"):]
+    wait, trigger = body.index("griddepcontrol.wait"), body.index("griddepcontrol.launch_dependents")
+    prefetch = body.index("cp.async.bulk.prefetch.L2.global")
+    assert prefetch < trigger < wait
+    for access in ("ld.global", "st.global", "cp.async.cg", "atom."):
+        assert access not in body[:wait], f"{access} before griddepcontrol.wait"
+    assert "cp.async.cg.shared.global" in body[wait:], "main loop not pipelined after the wait"
+    plain = compile_sm90(t, n, k, cfg).asm["ptx"]
+    assert "griddepcontrol" not in plain and "cp.async.bulk.prefetch" not in plain  # PDL off: no change
 
 
 @needs_compiler

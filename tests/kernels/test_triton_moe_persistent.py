@@ -50,12 +50,17 @@ def test_persistent_config_rejects_unsupported(changes: dict) -> None:
     TritonMoEConfig(persistent=False, **changes)  # only the persistent combination is refused
 
 
-def test_default_configs_stay_two_launch() -> None:
+def test_default_configs_one_launch_up_to_16_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     from lynx.kernels.moe_config import default_config
 
-    for batch in (1, 8, 16, 32, 64, 256):
-        assert not default_config(batch, 2048, 768).persistent
-    default_config(16, 2048, 768).with_(persistent=True)  # the decode default converts as is
+    monkeypatch.delenv("LYNX_MOE_PERSISTENT", raising=False)
+    assert [default_config(b, 2048, 768).persistent for b in (1, 8, 16, 32, 64, 256)] == [True] * 3 + [False] * 3
+    monkeypatch.setenv("LYNX_MOE_PERSISTENT", "0")
+    two = default_config(16, 2048, 768)
+    assert not two.persistent
+    assert two.with_(persistent=True) == default_config(16, 2048, 768).with_(persistent=True)  # valid as is
+    monkeypatch.delenv("LYNX_MOE_PERSISTENT")
+    assert two.with_(persistent=True) == default_config(16, 2048, 768)  # the default differs only there
 
 
 @needs_triton

@@ -35,9 +35,12 @@ and the shapes are fixed per model anyway):
   old-vs-new measurements only).
 * ``fuse_sum``: the down kernel's last program per N tile sums each token's k rows
   (deterministic), instead of a third launch.
-* ``persistent`` (EXPERIMENTAL, off by default and in every default): both GEMMs in one
-  launch whose programs wait for the gate_up tiles they need
-  (:mod:`lynx.kernels.triton_moe_persistent`); not timed yet.
+* ``persistent``, on by default up to 16 tokens (``LYNX_MOE_PERSISTENT=0`` turns it off):
+  both GEMMs in one launch whose programs wait for the gate_up tiles they need
+  (:mod:`lynx.kernels.triton_moe_persistent`). On the H200 it equals the two launches bit
+  for bit and saves 1.7-6.4 us per layer at 1-16 tokens (a = 11.2 vs 14.2 us at batch 16);
+  at 64 tokens it lost 2-3 us, so larger batches keep the separate launches
+  (docs/performance.md section 9).
 * Both fusions save launches but make every program redo the metadata and leave a serial
   tail (one program per N tile reads all ``T*k`` rows); measured on the H200 they pay up
   to ``FUSED_MAX_TOKENS`` = 16 tokens and cost 4-9 us per layer at 32-64 tokens.
@@ -50,7 +53,7 @@ from dataclasses import dataclass, replace
 
 ALIGN_MODES = ("fused", "kernel", "legacy")
 FUSED_MAX_TOKENS = 16  # metadata and k-sum inside the GEMM kernels up to this batch
-PERSISTENT_ENV = "LYNX_MOE_PERSISTENT"  # "1": the one-launch kernel up to 16 tokens (experimental)
+PERSISTENT_ENV = "LYNX_MOE_PERSISTENT"  # "0": two launches also up to 16 tokens (default "1": one launch)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class TritonMoEConfig:
     block_h_sum: int = 1024  # top-k sum kernel: columns of H per program
     align: str = "fused"  # block metadata: "fused" into the GEMMs, separate "kernel", or "legacy"
     fuse_sum: bool = True  # k-sum in the down kernel's last program per N tile (no sum launch)
-    # EXPERIMENTAL one launch for both GEMMs (lynx.kernels.triton_moe_persistent); needs align="fused",
+    # one launch for both GEMMs (default up to 16 tokens) (lynx.kernels.triton_moe_persistent); needs align="fused",
     # fuse_sum, ctas_per_sm >= 1, one warps/stages setting (warps2 == warps1, stages2 == stages1) and
     # no separate down grid (ctas_per_sm2 None); batches above SMALL_MAX_PAIRS pairs take the two launches
     persistent: bool = False
@@ -108,8 +111,8 @@ class TritonMoEConfig:
 def default_config(num_tokens: int, hidden_size: int, intermediate_size: int) -> TritonMoEConfig:
     """Decode-first defaults (module docstring); prefill-sized batches get larger tiles."""
     if num_tokens <= FUSED_MAX_TOKENS:  # 3 CTAs per SM, 3 stages: 1-4% faster at 15-44 experts
-        # LYNX_MOE_PERSISTENT=1 (read at each call, e.g. for `lynx bench decode --variant`): one launch
-        persistent = os.environ.get(PERSISTENT_ENV, "0") == "1"
+        # one launch unless LYNX_MOE_PERSISTENT=0 (read at each call, e.g. for `lynx bench decode --variant`)
+        persistent = os.environ.get(PERSISTENT_ENV, "1") != "0"
         return TritonMoEConfig(block_m=16, ctas_per_sm=3, stages1=3, stages2=3, persistent=persistent)
     separate = dict(align="kernel", fuse_sum=False)
     if num_tokens <= 32:

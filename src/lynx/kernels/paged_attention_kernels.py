@@ -15,7 +15,7 @@ block table lists (``k_cache, v_cache [num_blocks, BLOCK_SIZE, Hkv, D]``).
   fit in one partition writes its output directly, and otherwise the last of the row's
   programs to arrive (an acquire/release counter per ``(b, h)``, left at zero) merges the
   partitions. That saves the second launch, ~2.5 µs per layer at decode sizes on the H200.
-* :mod:`lynx.kernels.paged_attention_rope` (experimental, ``LYNX_FUSED_ROPE_ATTENTION=1``):
+* :mod:`lynx.kernels.paged_attention_rope` (default; ``LYNX_FUSED_ROPE_ATTENTION=0`` turns it off):
   the same program, which first applies the per-head q/k RMSNorm and rotary itself (and
   stores the new token's K/V), replacing the separate ``_qk_norm_rope_kernel`` launch; it
   shares :func:`_attend_partition` with the partition kernel.
@@ -35,6 +35,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from lynx.kernels.pdl_triton import pdl_enter
 
 
 @triton.jit
@@ -123,7 +124,9 @@ def paged_decode_partition_kernel(
     PARTITION: tl.constexpr, BLOCK_N: tl.constexpr,  # tokens per program / per loop step
     DOT_PRECISION: tl.constexpr,
     FUSED: tl.constexpr,  # merge in the last-arriving program (else paged_decode_reduce_kernel does)
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     part, kv_head, seq, ctx, lo, hi = program_keys(context_lens_ptr, window, PARTITION)
 
     offs_g = tl.arange(0, BLOCK_G)
@@ -223,7 +226,9 @@ def paged_decode_reduce_kernel(
     stride_ob, stride_oh,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, GROUP: tl.constexpr, BLOCK_G: tl.constexpr,
     PARTITION: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     kv_head = tl.program_id(0)
     seq = tl.program_id(1)
     ctx = tl.load(context_lens_ptr + seq)

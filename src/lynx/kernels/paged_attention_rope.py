@@ -1,6 +1,6 @@
-"""EXPERIMENTAL decode attention that also does the q/k norm, rotary and K/V store (one launch).
+"""Decode attention that also does the q/k norm, rotary and K/V store (one launch).
 
-``LYNX_FUSED_ROPE_ATTENTION=1`` (see :mod:`lynx.layers.attention`) replaces the decode step's
+By default (``LYNX_FUSED_ROPE_ATTENTION=0`` turns it off; see :mod:`lynx.layers.attention`) it replaces the decode step's
 ``_qk_norm_rope_kernel`` launch (:mod:`lynx.kernels.rope_triton`) + the paged attention
 launch (:mod:`lynx.kernels.paged_attention_triton`) by :func:`paged_decode_rope_partition_kernel`:
 every program normalises and rotates its query heads at position ``ctx - 1`` in registers;
@@ -8,7 +8,7 @@ the program whose partition holds that position also normalises and rotates the 
 stores K and V at the token's cache slot (``slot_mapping``, as the two-launch path does) and
 passes a CTA barrier before its K/V loop reads them. The rest is
 :func:`lynx.kernels.paged_attention_kernels._attend_partition`, shared with the default kernel.
-Tested in Triton's interpreter; not yet run on a GPU (``scripts/gpu_fused_rope_attention_check.py``).
+Checked on an H200 by ``scripts/gpu_fused_rope_attention_check.py`` (docs/performance.md section 9).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from lynx.kernels.paged_attention_triton import (
     _reduce,
     unsupported_reason,
 )
+from lynx.kernels.pdl import pdl_launch
+from lynx.kernels.pdl_triton import pdl_enter
 from lynx.kernels.rope_triton import head_rms_norm, rope_halves
 
 
@@ -44,9 +46,10 @@ def paged_decode_rope_partition_kernel(
     GROUP: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_SIZE: tl.constexpr,
     PARTITION: tl.constexpr, BLOCK_N: tl.constexpr, DOT_PRECISION: tl.constexpr, FUSED: tl.constexpr,
     NORM: tl.constexpr,  # per-head q/k RMSNorm before the rotary (Qwen3)
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
     """:func:`paged_decode_partition_kernel` with the q/k norm + rotary (and K/V store) of
-    ``_qk_norm_rope_kernel`` done in the same launch (experimental, decode only).
+    ``_qk_norm_rope_kernel`` done in the same launch (decode only).
 
     The new token sits at position ``ctx - 1``. Every program normalises and rotates its
     ``GROUP`` query heads in registers. The program whose partition holds ``ctx - 1`` first
@@ -57,6 +60,7 @@ def paged_decode_rope_partition_kernel(
     reads that position. Norm and rotary use the same helpers (same arithmetic and casts)
     as ``_qk_norm_rope_kernel``.
     """
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     part, kv_head, seq, ctx, lo, hi = program_keys(context_lens_ptr, window, PARTITION)
     pos = tl.maximum(ctx - 1, 0).to(tl.int64)  # the new token's position: the rotary angle of q and k
     half = tl.arange(0, HEAD_DIM // 2)
@@ -119,7 +123,7 @@ def paged_decode_attention_rope_triton(
     q_weight: torch.Tensor | None, k_weight: torch.Tensor | None, eps: float,
     scale: float, window: int | None, config: PagedAttentionConfig | None = None,
 ) -> torch.Tensor:
-    """Decode attention on the raw ``q [B, Hq, D]``, ``k, v [B, Hkv, D]`` of the new tokens (experimental).
+    """Decode attention on the raw ``q [B, Hq, D]``, ``k, v [B, Hkv, D]`` of the new tokens (decode).
 
     One launch does what ``qk_norm_rope_triton(..., v, k_cache, v_cache, slots)`` followed by
     :func:`paged_decode_attention_triton` do: optional per-head RMSNorm (``q_weight``,
@@ -146,7 +150,7 @@ def paged_decode_attention_rope_triton(
         HEAD_DIM=d, BLOCK_D=run.block_d, GROUP=run.group, BLOCK_G=run.block_g,
         BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FUSED=fused, NORM=norm,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, **pdl_launch(q.device),
     )
     if not fused:
         _reduce(run, hkv, b, d)

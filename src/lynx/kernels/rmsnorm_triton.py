@@ -6,6 +6,9 @@ import torch
 import triton
 import triton.language as tl
 
+from lynx.kernels.pdl import pdl_launch
+from lynx.kernels.pdl_triton import pdl_enter
+
 
 @triton.jit
 def _rms_norm_kernel(
@@ -13,7 +16,9 @@ def _rms_norm_kernel(
     x_stride, res_stride, out_stride, res_out_stride,
     D, eps,
     HAS_RESIDUAL: tl.constexpr, BLOCK: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     mask = cols < D
@@ -54,6 +59,6 @@ def rms_norm_triton(
             x2, res2 if res2 is not None else x2, weight, out, res_out if res_out is not None else out,
             x2.stride(0), res2.stride(0) if res2 is not None else 0, out.stride(0),
             res_out.stride(0) if res_out is not None else 0,
-            d, eps, HAS_RESIDUAL=residual is not None, BLOCK=block, num_warps=warps,
+            d, eps, HAS_RESIDUAL=residual is not None, BLOCK=block, num_warps=warps, **pdl_launch(x.device),
         )
     return out.view(shape), (res_out.view(shape) if res_out is not None else None)

@@ -6,6 +6,9 @@ import torch
 import triton
 import triton.language as tl
 
+from lynx.kernels.pdl import pdl_launch
+from lynx.kernels.pdl_triton import pdl_enter
+
 
 @triton.jit
 def head_rms_norm(x1, x2, w_ptr, eps, D: tl.constexpr):
@@ -50,7 +53,9 @@ def _qk_norm_rope_kernel(
     q_stride_t, q_stride_h, k_stride_t, k_stride_h, qo_stride_t, ko_stride_t, table_stride,
     v_stride_t, v_stride_h,
     HQ: tl.constexpr, HKV: tl.constexpr, D: tl.constexpr, eps, NORM: tl.constexpr, STORE_KV: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     t = tl.program_id(0).to(tl.int64)
     h = tl.program_id(1)  # 0..HQ-1: a query head; HQ..: a key head
     half = tl.arange(0, D // 2)
@@ -110,6 +115,6 @@ def qk_norm_rope_triton(
             v if store else q, k_cache if store else q, v_cache if store else q, slots if store else positions,
             q.stride(0), q.stride(1), k.stride(0), k.stride(1), q_out.stride(0), k_out.stride(0),
             cos_table.stride(0), v.stride(0) if store else 0, v.stride(1) if store else 0,
-            HQ=hq, HKV=hkv, D=d, eps=eps, NORM=norm, STORE_KV=store, num_warps=1,
+            HQ=hq, HKV=hkv, D=d, eps=eps, NORM=norm, STORE_KV=store, num_warps=1, **pdl_launch(q.device),
         )
     return q_out, k_out

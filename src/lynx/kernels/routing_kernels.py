@@ -26,6 +26,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from lynx.kernels.pdl_triton import pdl_enter
 from lynx.kernels.routing_active import (
     batch_size,
     first_valid_row,
@@ -60,8 +61,10 @@ def active_kernel(
     KEY16: tl.constexpr, WIDE: tl.constexpr, PACK64: tl.constexpr,
     K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
     BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
     """Experts chosen by the valid rows of row block ``pid`` (LYNX picks / OEA base)."""
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     pid = tl.program_id(0)
     rows = pid * BT + tl.arange(0, BT)  # [BT]
     cols = tl.arange(0, BN)  # [BN]
@@ -182,8 +185,10 @@ def route_kernel(
     SOFTMAX: tl.constexpr, RENORM: tl.constexpr, RESORT: tl.constexpr,
     K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
     BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
     """Final ``(weights, ids)`` of row block ``pid`` (the only block in the fused modes)."""
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     route_rows(
         logits_ptr, valid_ptr, parts_ptr, weights_ptr, ids_ptr, hits_ptr, kept_ptr, tl.program_id(0),
         T, stride_t, stride_n, num_parts, alpha_bits, N,

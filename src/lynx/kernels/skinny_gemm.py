@@ -277,7 +277,10 @@ def skinny_linear_triton(
     # fp32 partials [split_k, T, N]: only written when split_k > 1 (a plain allocation, no launch)
     partials = torch.empty((split_k, rows, n), dtype=torch.float32, device=x.device) if split_k > 1 else out
 
+    from lynx.kernels.pdl import pdl_launch
     from lynx.kernels.skinny_gemm_triton import skinny_gemm_kernel
+
+    pdl = pdl_launch(x.device)
 
     skinny_gemm_kernel[(n_tiles, split_k)](
         x2, weight, bias if bias is not None else out, out, partials, counters if counters is not None else out,
@@ -288,6 +291,15 @@ def skinny_linear_triton(
         SPLIT=split_k > 1, REDUCE_UNROLL=reduce_unroll(block_m, cfg),
         # fp32 models must not silently drop to TF32 (the CPU-matching tests use fp32)
         DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        PREFETCH_BYTES=prefetch_bytes(weight) if pdl["PDL"] else 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, **pdl,
     )
     return out.view(*lead, n)
+
+
+def prefetch_bytes(weight: torch.Tensor) -> int:
+    """W's element size if every program's K range of every row is a 16-byte aligned run
+    of a multiple of 16 bytes (what ``cp.async.bulk.prefetch`` needs), else 0 (no prefetch)."""
+    elem = weight.element_size()
+    aligned = weight.data_ptr() % 16 == 0 and (weight.stride(0) * elem) % 16 == 0
+    return elem if aligned and (weight.shape[1] * elem) % 16 == 0 else 0

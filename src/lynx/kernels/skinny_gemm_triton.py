@@ -17,6 +17,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from lynx.kernels.pdl_triton import pdl_enter, prefetch_l2
+
 
 @triton.jit
 def _store_out(acc, b_ptr, out_ptr, offs_m, offs_n, mask, n_ok, stride_om, HAS_BIAS: tl.constexpr):
@@ -101,6 +103,8 @@ def skinny_gemm_kernel(
     SPLIT: tl.constexpr,  # num_splits > 1: partials + counter; else a direct store
     REDUCE_UNROLL: tl.constexpr,  # partial tiles loaded at once by the reducing program (registers)
     DOT_PRECISION: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
+    PREFETCH_BYTES: tl.constexpr = 0,  # with PDL: W's element size if its rows can be bulk-prefetched, else 0
 ):
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -111,6 +115,10 @@ def skinny_gemm_kernel(
     cols_ld = (offs_n % N).to(tl.int64)  # W can exceed 2^31 elements (LM heads)
     k_start = pid_k * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
+    if PREFETCH_BYTES > 0:  # W never depends on earlier kernels: warm L2 with this program's slice first
+        nbytes = tl.zeros([BLOCK_N], tl.int32) + (k_end - k_start) * PREFETCH_BYTES
+        prefetch_l2(w_ptr + cols_ld * stride_wn + k_start, nbytes)
+    pdl_enter(PDL)  # x, partials and counters belong to earlier kernels' time
     acc = partial_product(x_ptr, w_ptr, offs_m, offs_k, cols_ld, m_ok, k_start, k_end, stride_xm, stride_wn,
                           EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, DOT_PRECISION)
 

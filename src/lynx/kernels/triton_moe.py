@@ -4,7 +4,7 @@
 derives its row blocks from the routing itself) -> down*weight (same, plus the k-sum in
 its last program per N tile). Other configurations add a metadata launch
 (``align="kernel"``/``"legacy"``, or more than ``SMALL_MAX_PAIRS`` pairs) and/or the
-separate sum kernel (``fuse_sum=False``); ``persistent=True`` (EXPERIMENTAL) runs both GEMMs
+separate sum kernel (``fuse_sum=False``); ``persistent=True`` (the default up to 16 tokens) runs both GEMMs
 in one launch (:mod:`lynx.kernels.triton_moe_persistent`, host side in
 :mod:`lynx.kernels.triton_moe_persistent_host`). No host syncs and every shape depends only on
 ``(T, k, E, H, I)`` and the config, so the call can be captured in a CUDA graph. The
@@ -23,6 +23,7 @@ import triton
 from lynx.kernels.moe_align import AlignedRouting
 from lynx.kernels.moe_config import TritonMoEConfig, default_config, grid_m
 from lynx.kernels.moe_reference import check_expert_args
+from lynx.kernels.pdl import pdl_launch
 from lynx.kernels.triton_moe_align import SMALL_MAX_PAIRS, align_params, moe_align_triton
 from lynx.kernels.triton_moe_gemm import down_weighted_kernel, gate_up_silu_kernel, sum_topk_kernel
 
@@ -131,7 +132,7 @@ def gate_up_silu(
         grid_m=gm, BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n1, BLOCK_K=cfg.block_k1,
         DOT_PRECISION=_dot_precision(hidden.dtype), **consts,
         NUM_COUNTERS=triton.next_power_of_2(num_counters) if num_counters else 0,
-        num_warps=cfg.warps1, num_stages=cfg.stages1,
+        num_warps=cfg.warps1, num_stages=cfg.stages1, **pdl_launch(hidden.device),
     )
     return inter
 
@@ -164,7 +165,7 @@ def down_weighted(
         grid_m=gm, BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n2, BLOCK_K=cfg.block_k2,
         DOT_PRECISION=_dot_precision(inter.dtype), **consts,
         FUSE_SUM=fuse, BLOCK_T=block_t,
-        num_warps=cfg.warps2, num_stages=cfg.stages2,
+        num_warps=cfg.warps2, num_stages=cfg.stages2, **pdl_launch(inter.device),
     )
     return pair_out, out
 
@@ -178,7 +179,7 @@ def sum_topk(
     out = torch.empty(num_tokens, hidden_size, dtype=dtype, device=pair_out.device)
     block_h = min(cfg.block_h_sum, triton.next_power_of_2(hidden_size))
     sum_topk_kernel[(num_tokens, triton.cdiv(hidden_size, block_h))](
-        pair_out, weights, out, H=hidden_size, TOP_K=top_k, BLOCK_H=block_h, num_warps=4,
+        pair_out, weights, out, H=hidden_size, TOP_K=top_k, BLOCK_H=block_h, num_warps=4, **pdl_launch(out.device),
     )
     return out
 
@@ -208,7 +209,7 @@ def fused_experts_triton(
     cfg = config or default_config(num_tokens, hidden_size, inter_size)
     hidden = hidden.contiguous()  # no-op for the usual [T, H] activations
     routing = make_routing(topk_ids, topk_weights, num_experts, cfg)
-    if cfg.persistent and routing.aligned is None:  # EXPERIMENTAL one launch (batches above
+    if cfg.persistent and routing.aligned is None:  # one launch (batches above
         from lynx.kernels.triton_moe_persistent_host import persistent_launch, persistent_workspace
 
         workspace = persistent_workspace(hidden.device)  # SMALL_MAX_PAIRS pairs: two launches)

@@ -36,6 +36,8 @@ import triton
 import triton.language as tl
 
 from lynx.kernels.moe_align import AlignedRouting, max_num_blocks
+from lynx.kernels.pdl import pdl_launch
+from lynx.kernels.pdl_triton import pdl_enter
 
 SMALL_MAX_PAIRS = 1024  # one program sorts all pairs (fused / small kernel) up to this many
 _CHUNK = 64  # pairs per program of the chunked (prefill) path: [64, 64] rank comparison
@@ -136,7 +138,9 @@ def _align_small_kernel(
     num_pairs, max_blocks,
     NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr, BLOCK_M: tl.constexpr, P_POW2: tl.constexpr,
     FILL: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     for s0 in range(0, max_blocks * BLOCK_M, FILL):  # padding everywhere, then the pairs on top
         s = s0 + tl.arange(0, FILL)
         tl.store(sorted_ptr + s, tl.zeros([FILL], tl.int32) + num_pairs, mask=s < max_blocks * BLOCK_M)
@@ -155,7 +159,9 @@ def _align_hist_kernel(
     ids_ptr, weights_ptr, hist_ptr,  # hist: [num_chunks, E_POW2] int32 out
     sorted_ptr, num_pairs, max_slots,
     NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr, CHUNK: tl.constexpr, FILL: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     pid = tl.program_id(0)
     p = pid * CHUNK + tl.arange(0, CHUNK)
     key, kept = pair_keys(ids_ptr, weights_ptr, p, p < num_pairs, NUM_EXPERTS)
@@ -172,7 +178,9 @@ def _align_scan_kernel(
     base_ptr,  # [num_chunks, E_POW2] int32 out: first slot of chunk c's pairs of expert e
     block_expert_ptr, num_slots_ptr, num_chunks, max_blocks,
     E_POW2: tl.constexpr, BLOCK_M: tl.constexpr, ROWS: tl.constexpr, BROWS: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     experts = tl.arange(0, E_POW2)
     rows = tl.arange(0, ROWS)
     counts = tl.zeros([E_POW2], tl.int32)
@@ -202,7 +210,9 @@ def _align_scan_kernel(
 def _align_scatter_kernel(
     ids_ptr, weights_ptr, base_ptr, sorted_ptr, num_pairs,
     NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr, CHUNK: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     pid = tl.program_id(0)
     local = tl.arange(0, CHUNK)
     p = pid * CHUNK + local
@@ -245,7 +255,7 @@ def moe_align_triton(
         _align_small_kernel[(1,)](
             ids, weights, sorted_pair_ids, block_expert, num_slots, num_pairs, prm.max_blocks,
             NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, BLOCK_M=block_m, P_POW2=prm.p_pow2, FILL=_FILL,
-            num_warps=4,
+            num_warps=4, **pdl_launch(ids.device),
         )
         return routing
     num_chunks = triton.cdiv(max(num_pairs, 1), _CHUNK)
@@ -253,15 +263,15 @@ def moe_align_triton(
     base = torch.empty_like(hist)
     _align_hist_kernel[(num_chunks,)](
         ids, weights, hist, sorted_pair_ids, num_pairs, prm.max_blocks * block_m,
-        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, FILL=_FILL, num_warps=2,
+        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, FILL=_FILL, num_warps=2, **pdl_launch(ids.device),
     )
     rows = max(1, min(64, 4096 // prm.e_pow2))
     _align_scan_kernel[(1,)](
         hist, base, block_expert, num_slots, num_chunks, prm.max_blocks,
-        E_POW2=prm.e_pow2, BLOCK_M=block_m, ROWS=rows, BROWS=rows, num_warps=4,
+        E_POW2=prm.e_pow2, BLOCK_M=block_m, ROWS=rows, BROWS=rows, num_warps=4, **pdl_launch(ids.device),
     )
     _align_scatter_kernel[(num_chunks,)](
         ids, weights, base, sorted_pair_ids, num_pairs,
-        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, num_warps=2,
+        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, num_warps=2, **pdl_launch(ids.device),
     )
     return routing

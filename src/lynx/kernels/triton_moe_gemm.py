@@ -27,7 +27,7 @@ Kernels:
   dropped pairs whose rows were never written (used when the sum is not fused).
 
 The tile bodies (:func:`gate_up_tile`, :func:`down_tile`: one row block times one N tile)
-are separate ``@triton.jit`` helpers, inlined at compile time, so that the EXPERIMENTAL
+are separate ``@triton.jit`` helpers, inlined at compile time, so that the
 one-launch kernel (:mod:`lynx.kernels.triton_moe_persistent`) runs the very same code; the
 two kernels compile to the same PTX as with the bodies written inline.
 
@@ -41,6 +41,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from lynx.kernels.pdl_triton import pdl_enter
 from lynx.kernels.triton_moe_align import program_blocks
 
 
@@ -124,7 +125,9 @@ def gate_up_silu_kernel(
     FUSED_ALIGN: tl.constexpr, NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr,
     P_POW2: tl.constexpr, LOCAL_BLOCKS: tl.constexpr,
     NUM_COUNTERS: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     pid_m = tl.program_id(0)
     table_ptr += (pid_m * tl.num_programs(1) + tl.program_id(1)) * (LOCAL_BLOCKS * (1 + BLOCK_M))
     if NUM_COUNTERS > 0:
@@ -196,7 +199,9 @@ def down_weighted_kernel(
     FUSED_ALIGN: tl.constexpr, NUM_EXPERTS: tl.constexpr, E_POW2: tl.constexpr,
     P_POW2: tl.constexpr, LOCAL_BLOCKS: tl.constexpr,
     FUSE_SUM: tl.constexpr, BLOCK_T: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     table_ptr += (pid_m * tl.num_programs(1) + pid_n) * (LOCAL_BLOCKS * (1 + BLOCK_M))
@@ -246,7 +251,9 @@ def sum_topk_kernel(
     weights_ptr,  # [T*k] float32
     out_ptr,  # [T, H] model dtype
     H: tl.constexpr, TOP_K: tl.constexpr, BLOCK_H: tl.constexpr,
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     token = tl.program_id(0).to(tl.int64)
     offs = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)  # [BH]
     ok = offs < H

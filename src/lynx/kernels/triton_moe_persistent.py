@@ -1,4 +1,4 @@
-"""EXPERIMENTAL one-launch fused-MoE decode kernel (``TritonMoEConfig(persistent=True)``, default off).
+"""One-launch fused-MoE decode kernel (``TritonMoEConfig(persistent=True)``, the default up to 16 tokens).
 
 The default decode path is two launches (:mod:`lynx.kernels.triton_moe_gemm`): gate_up then
 down. Here one grid of ``G`` programs runs both phases with the two launches' work split (so
@@ -43,6 +43,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from lynx.kernels.pdl_triton import pdl_enter
 from lynx.kernels.triton_moe_align import sorted_slots
 from lynx.kernels.triton_moe_gemm import _block, _sum_tile, down_tile, gate_up_tile
 
@@ -77,7 +78,9 @@ def moe_persistent_kernel(
     LOCAL1: tl.constexpr, LOCAL2: tl.constexpr, BLOCK_T: tl.constexpr,
     RESET: tl.constexpr,
     PHASES: tl.constexpr,  # 3: the real kernel; 1 / 2: gate_up / down+exit only (interpreter tests, no waits)
+    PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
+    pdl_enter(PDL)  # before any read of what earlier kernels write
     N_TILES1: tl.constexpr = (I + BLOCK_N1 - 1) // BLOCK_N1
     N_TILES2: tl.constexpr = (H + BLOCK_N2 - 1) // BLOCK_N2
     pid = tl.program_id(0)

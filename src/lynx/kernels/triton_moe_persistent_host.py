@@ -1,4 +1,4 @@
-"""Host side of the EXPERIMENTAL one-launch fused-MoE kernel: workspace, grid, residency, launch.
+"""Host side of the one-launch fused-MoE kernel: workspace, grid, residency, launch.
 
 See :mod:`lynx.kernels.triton_moe_persistent` for the kernel and why every program must be
 resident at once; :func:`lynx.kernels.triton_moe.fused_experts_triton` calls
@@ -14,6 +14,7 @@ import torch
 import triton
 
 from lynx.kernels.moe_config import TritonMoEConfig
+from lynx.kernels.pdl import pdl_launch
 from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
 from lynx.kernels.triton_moe import MoERouting, _dot_precision, _num_sms, _sum_block_t
 from lynx.kernels.triton_moe_align import align_params
@@ -77,7 +78,7 @@ def persistent_launch(
     hidden: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, routing: MoERouting, cfg: TritonMoEConfig,
     workspace: torch.Tensor, *, programs: int | None = None, phases: tuple[int, ...] = (3,),
 ) -> torch.Tensor:
-    """``[T, H]`` through the EXPERIMENTAL one-launch kernel (fused align only).
+    """``[T, H]`` through the one-launch kernel (fused align only).
 
     ``programs`` (tests) overrides ``G``; ``phases=(1, 2)`` (tests) runs the gate_up phase and
     the down phase as two launches, so that the interpreter can run ``G > 1`` without waits.
@@ -109,7 +110,7 @@ def persistent_launch(
                   DOT_PRECISION=_dot_precision(hidden.dtype), NUM_EXPERTS=routing.num_experts,
                   E_POW2=prm.e_pow2, P_POW2=prm.p_pow2, LOCAL1=local1, LOCAL2=local2,
                   BLOCK_T=_sum_block_t(num_tokens, cfg.block_n2), RESET=reset_block(max_blocks),
-                  num_warps=cfg.warps1, num_stages=cfg.stages1)
+                  num_warps=cfg.warps1, num_stages=cfg.stages1, **pdl_launch(hidden.device))
     if not interpret and grid > _num_sms(hidden.device):  # more than one CTA per SM must fit: check
         kernel = moe_persistent_kernel.warmup(*args, grid=(grid,), PHASES=3, **consts)
         kernel._init_handles()  # loads the binary: n_regs

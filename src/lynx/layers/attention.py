@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lynx.context import get_context
+from lynx.kernels.dense import dense_linear
 from lynx.kernels.paged_attention import (
     fused_rope_attention_applies,
     paged_decode_attention,
@@ -81,7 +82,8 @@ class Attention(nn.Module):
 
     def forward(self, positions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[0]
-        q, k, v = self.qkv_proj(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        qkv = dense_linear(x, self.qkv_proj.weight, self.qkv_proj.bias)  # [T, (Hq + 2 Hkv) D]
+        q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         if self.qk_norm == "full":  # OLMoE normalises over all heads before the split
             q, k = self.q_norm(q), self.k_norm(k)
         if self.clip_qkv is not None:
@@ -95,7 +97,7 @@ class Attention(nn.Module):
         cached = self.k_cache.numel() > 0 and ctx.slot_mapping is not None
         if (not ctx.is_prefill and cached and self.qk_norm != "full"
                 and fused_rope_attention_applies(q, k, v, self.k_cache, self.v_cache, self.rotary.cos)):
-            # experimental (LYNX_FUSED_ROPE_ATTENTION=1): norm, rotary at context_lens - 1 (the
+            # default (LYNX_FUSED_ROPE_ATTENTION=0: off): norm, rotary at context_lens - 1 (the
             # decode positions), K/V store and attention in one launch
             assert ctx.block_tables is not None and ctx.context_lens is not None
             o = paged_decode_attention_rope(
@@ -104,7 +106,7 @@ class Attention(nn.Module):
                 self.k_norm.weight if per_head else None, self.q_norm.eps if per_head else 0.0,
                 self.scale, self.window,
             )
-            return self.o_proj(o.reshape(t, self.q_size))  # [T, H]
+            return dense_linear(o.reshape(t, self.q_size), self.o_proj.weight, self.o_proj.bias)  # [T, H]
         q, k = self.rotary(
             positions, q, k, self.q_norm.weight if per_head else None, self.k_norm.weight if per_head else None,
             self.q_norm.eps if per_head else 0.0,
@@ -119,4 +121,4 @@ class Attention(nn.Module):
             o = paged_decode_attention(
                 q, self.k_cache, self.v_cache, ctx.block_tables, ctx.context_lens, self.scale, self.window
             )
-        return self.o_proj(o.reshape(t, self.q_size))  # [T, H]
+        return dense_linear(o.reshape(t, self.q_size), self.o_proj.weight, self.o_proj.bias)  # [T, H]

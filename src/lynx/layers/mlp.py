@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lynx.kernels.dense import dense_linear
+
 ACTIVATIONS = {"silu": F.silu, "swish": F.silu, "gelu": F.gelu}
 
 
@@ -31,5 +33,6 @@ class GatedMLP(nn.Module):
         self.act = get_activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).split(self.intermediate, dim=-1)  # [T, I] each
-        return self.down_proj(self.act(gate) * up)  # [T, H]
+        gate_up = dense_linear(x, self.gate_up_proj.weight, self.gate_up_proj.bias)  # [T, 2I]
+        gate, up = gate_up.split(self.intermediate, dim=-1)  # [T, I] each
+        return dense_linear(self.act(gate) * up, self.down_proj.weight, self.down_proj.bias)  # [T, H]

@@ -23,6 +23,7 @@ from torch import nn
 
 from lynx.context import get_context
 from lynx.kernels import fused_experts
+from lynx.kernels.dense import dense_linear
 from lynx.kernels.routing_dispatch import routing_backend
 from lynx.kernels.triton_interpret import interpreter_enabled
 from lynx.layers.mlp import GatedMLP
@@ -88,7 +89,7 @@ class SparseMoE(nn.Module):
         tally = ctx.expert_tally.layer(self.moe_index) if ctx.expert_tally is not None else None
         routed = self._fused_route(x, policy, params, ctx.valid, tally)
         if routed is None:
-            logits = self.gate(x)  # [T, E]
+            logits = dense_linear(x, self.gate.weight, self.gate.bias)  # [T, E]
             routed = select_experts(
                 logits, self.top_k, policy=policy, scoring=self.scoring,
                 renormalize=self.renormalize, valid=ctx.valid, tally=tally, **params,

@@ -1,0 +1,47 @@
+"""Which GEMM computes a dense decode projection (qkv, o_proj, router): cuBLAS or the skinny kernel.
+
+``LYNX_DENSE_GEMM`` (read at each call, host side; a CUDA graph keeps what it captured):
+
+* ``cublas``: ``F.linear`` (cuBLAS on the GPU, PyTorch on the CPU).
+* ``skinny``: :func:`lynx.kernels.skinny_gemm.skinny_linear` wherever its Triton kernel
+  takes the call (decode-sized rows, CUDA), else ``F.linear``.
+* ``auto`` (default): ``skinny`` when programmatic dependent launch is on
+  (:mod:`lynx.kernels.pdl`), because only our own kernel can start early and warm L2 with
+  its weights while the previous kernel drains; otherwise ``cublas``, which matched or beat
+  the skinny kernel alone on the H200 (docs/performance.md section 7).
+
+The CPU path (tests, references) is always ``F.linear``: numerics there never change.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+from lynx.kernels.pdl import pdl_enabled
+
+DENSE_GEMM_ENV = "LYNX_DENSE_GEMM"
+DENSE_GEMMS = ("auto", "cublas", "skinny")
+
+
+def dense_gemm_choice(x: torch.Tensor) -> str:
+    """``"cublas"`` or ``"skinny"`` for a projection of ``x`` (see the module doc)."""
+    choice = os.environ.get(DENSE_GEMM_ENV, "auto") or "auto"
+    if choice not in DENSE_GEMMS:
+        raise ValueError(f"{DENSE_GEMM_ENV}={choice!r}: expected one of {DENSE_GEMMS}")
+    if choice == "auto":
+        choice = "skinny" if pdl_enabled(x.device) else "cublas"
+    return choice
+
+
+def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight^T + bias`` (``nn.Linear`` layout) through the GEMM :func:`dense_gemm_choice` picks."""
+    if x.is_cuda and dense_gemm_choice(x) == "skinny":
+        from lynx.kernels.dispatch import triton_available
+        from lynx.kernels.skinny_gemm import skinny_linear_triton, supports
+
+        if supports(x, weight) is None and triton_available():
+            return skinny_linear_triton(x, weight, bias)
+    return F.linear(x, weight, bias)

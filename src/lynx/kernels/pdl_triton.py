@@ -1,0 +1,45 @@
+"""Device side of programmatic dependent launch (see :mod:`lynx.kernels.pdl` for the contract).
+
+Both helpers compile to nothing when ``PDL`` is false, which it always is in Triton's
+interpreter (it cannot run inline PTX).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+
+@triton.jit
+def pdl_enter(PDL: tl.constexpr):
+    """Start of a PDL kernel: let the next kernel launch, then wait for the previous one
+    (complete, writes visible). Call it before the first read of anything a kernel writes."""
+    if PDL:
+        gdc_launch_dependents()
+        gdc_wait()
+
+
+@triton.jit
+def pdl_trigger(PDL: tl.constexpr):
+    """Let the next kernel launch (its programs may then wait or prefetch on free SMs)."""
+    if PDL:
+        gdc_launch_dependents()
+
+
+@triton.jit
+def pdl_wait(PDL: tl.constexpr):
+    """Wait until the previous kernel is complete and its writes are visible."""
+    if PDL:
+        gdc_wait()
+
+
+@triton.jit
+def prefetch_l2(ptrs, nbytes):
+    """Bulk-prefetch ``nbytes`` (a multiple of 16; 16-byte aligned addresses) from each of
+    ``ptrs`` into L2 (``cp.async.bulk.prefetch.L2``, sm_90+). No registers hold the data, so a
+    PDL kernel can warm L2 with its weights before it waits for its inputs."""
+    tl.inline_asm_elementwise(
+        "cp.async.bulk.prefetch.L2.global [$1], $2;\n\tmov.u32 $0, 0;", "=r,l,r",
+        [ptrs, nbytes], dtype=tl.int32, is_pure=False, pack=1,
+    )
