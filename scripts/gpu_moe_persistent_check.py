@@ -39,7 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.modules["lynx"] = types.ModuleType("lynx")
 sys.modules["lynx"].__path__ = [str(ROOT / "src" / "lynx")]
 
-MODELS = {"qwen3-30b-a3b": dict(H=2048, I=768, E=128, k=8), "olmoe": dict(H=2048, I=1024, E=64, k=8)}
+MODELS = {"qwen3-30b-a3b": dict(H=2048, I=768, E=128, k=8), "olmoe": dict(H=2048, I=1024, E=64, k=8),
+          # the other presets' expert shapes (--models): N tiles wider than the wave (Mixtral), odd tile counts
+          "mixtral-8x7b": dict(H=4096, I=14336, E=8, k=2), "qwen2-57b-a14b": dict(H=3584, I=2560, E=64, k=8),
+          "deepseek-v2-lite": dict(H=2048, I=1408, E=64, k=6)}
+DEFAULT_MODELS = "qwen3-30b-a3b,olmoe"
 TINY = {"tiny": dict(H=64, I=48, E=16, k=4)}
 TOL = 1e-2
 
@@ -250,7 +254,7 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true", help="CPU: Triton interpreter, tiny shapes, no graphs")
     ap.add_argument("--batches", default=None, help="default 1,16,64 (dry run 1,4)")
     ap.add_argument("--actives", default=None, help="default 8,16,32,48 (dry run 4,8)")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, of {', '.join(MODELS)}")
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--watchdog-s", type=float, default=45.0,
                     help="limit per (model, batch) of the child check, compiles included")

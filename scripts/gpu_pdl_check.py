@@ -9,9 +9,11 @@ child process (its own engine, CUDA graphs captured with its launches), over the
 prompts, every routing policy and batch size; the parent compares the tokens of each
 variant with its reference:
 
-* ``skinny`` (``LYNX_DENSE_GEMM=skinny``) vs ``pdl`` (``LYNX_PDL=1``, which picks the skinny
-  GEMM with its L2 weight prefetch for the dense projections);
-* ``base`` (cuBLAS) vs ``pdl_cublas`` (``LYNX_PDL=1 LYNX_DENSE_GEMM=cublas``), with ``--all``.
+* ``skinny`` (``LYNX_DENSE_GEMM=skinny``, no PDL) vs ``pdl`` (the same with ``LYNX_PDL=1``:
+  the skinny GEMM then bulk-prefetches its weights into L2 before it waits);
+* ``base`` (cuBLAS, ``LYNX_PDL=0``) vs ``pdl_cublas`` (``LYNX_PDL=1``, cuBLAS: the default).
+
+``--pairs`` picks them (default both); ``LYNX_PDL_WAIT_ONLY`` passes through to every child.
 
 Dummy weights (the preset's shapes, calibrated routers), bf16. The table (tokens equal,
 median decode step ms) is printed last; records go to ``$OUT/pdl_check.json``.
@@ -27,9 +29,9 @@ import subprocess
 import sys
 import tempfile
 
-VARIANTS = {"skinny": {"LYNX_DENSE_GEMM": "skinny"}, "pdl": {"LYNX_PDL": "1"},
-            "base": {}, "pdl_cublas": {"LYNX_PDL": "1", "LYNX_DENSE_GEMM": "cublas"}}
-PAIRS = [("skinny", "pdl"), ("base", "pdl_cublas")]
+VARIANTS = {"skinny": {"LYNX_PDL": "0", "LYNX_DENSE_GEMM": "skinny"}, "pdl": {"LYNX_PDL": "1", "LYNX_DENSE_GEMM": "skinny"},
+            "base": {"LYNX_PDL": "0", "LYNX_DENSE_GEMM": "cublas"},
+            "pdl_cublas": {"LYNX_PDL": "1", "LYNX_DENSE_GEMM": "cublas"}}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -66,13 +68,17 @@ def main() -> int:
     ap.add_argument("--routings", default="topk,lynx")
     ap.add_argument("--prompt-len", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=24)
-    ap.add_argument("--all", action="store_true", help="also base vs pdl_cublas")
+    ap.add_argument("--pairs", default="skinny:pdl,base:pdl_cublas", help="reference:variant,...")
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_out:
         child(args)
         return 0
-    names = [n for pair in (PAIRS if args.all else PAIRS[:1]) for n in pair]
+    pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
+    bad = [p for p in pairs if len(p) != 2 or not set(p) <= set(VARIANTS)]
+    if bad:
+        ap.error(f"--pairs: {bad} are not reference:variant of {', '.join(VARIANTS)}")
+    names = list(dict.fromkeys(n for pair in pairs for n in pair))
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -90,7 +96,7 @@ def main() -> int:
             with open(path) as f:
                 results[name] = json.load(f)
     rows, ok = [], True
-    for ref, var in (PAIRS if args.all else PAIRS[:1]):
+    for ref, var in pairs:
         if ref not in results or var not in results:
             ok = False
             rows.append(dict(ref=ref, variant=var, error="a child failed"))

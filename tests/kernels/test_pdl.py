@@ -17,30 +17,46 @@ def test_pdl_never_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     for value in ("0", "1"):
         monkeypatch.setenv("LYNX_PDL", value)
         assert not pdl_enabled(torch.device("cpu"))
-        assert pdl_launch(torch.device("cpu")) == {"PDL": False, "launch_pdl": False}
+        assert pdl_launch(torch.device("cpu"), "norm") == {"PDL": 0, "launch_pdl": False}
 
 
-def test_pdl_needs_sm90(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lynx.kernels.pdl as pdl
+def test_pdl_needs_sm90_and_is_on_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lynx.kernels import pdl
 
+    cuda = torch.device("cuda", 0)
+    monkeypatch.delenv("LYNX_PDL", raising=False)
+    monkeypatch.delenv("LYNX_PDL_WAIT_ONLY", raising=False)
     monkeypatch.setattr(pdl, "_capability", lambda device: (8, 0))
-    monkeypatch.setenv("LYNX_PDL", "1")
-    assert not pdl.pdl_enabled(torch.device("cuda", 0))
+    assert not pdl.pdl_enabled(cuda)
+    assert pdl.pdl_launch(cuda, "moe") == {"PDL": 0, "launch_pdl": False}
     monkeypatch.setattr(pdl, "_capability", lambda device: (9, 0))
-    assert pdl.pdl_enabled(torch.device("cuda", 0))
-    assert pdl.pdl_launch(torch.device("cuda", 0)) == {"PDL": True, "launch_pdl": True}
+    assert pdl.pdl_enabled(cuda)  # the default
+    # measured default: routing and norms wait without triggering early, the rest trigger
+    assert {kind: pdl.pdl_launch(cuda, kind)["PDL"] for kind in pdl.KINDS} == {
+        "norm": 2, "gemm": 1, "attention": 1, "rope": 1, "routing": 2, "moe": 1}
+    assert all(pdl.pdl_launch(cuda, kind)["launch_pdl"] for kind in pdl.KINDS)
+    monkeypatch.setenv("LYNX_PDL_WAIT_ONLY", "")  # every kind triggers early
+    assert {pdl.pdl_launch(cuda, kind)["PDL"] for kind in pdl.KINDS} == {1}
+    monkeypatch.setenv("LYNX_PDL_WAIT_ONLY", "moe")
+    assert pdl.pdl_launch(cuda, "moe")["PDL"] == 2 and pdl.pdl_launch(cuda, "routing")["PDL"] == 1
+    monkeypatch.setenv("LYNX_PDL_WAIT_ONLY", "mlp")
+    with pytest.raises(ValueError, match="unknown kernel kinds"):
+        pdl.pdl_launch(cuda, "moe")
+    monkeypatch.delenv("LYNX_PDL_WAIT_ONLY")
+    monkeypatch.setenv("LYNX_PDL", "wait")
+    assert {pdl.pdl_launch(cuda, kind)["PDL"] for kind in pdl.KINDS} == {2}
     monkeypatch.setenv("LYNX_PDL", "0")
-    assert not pdl.pdl_enabled(torch.device("cuda", 0))
+    assert not pdl.pdl_enabled(cuda)
+    assert pdl.pdl_launch(cuda, "gemm") == {"PDL": 0, "launch_pdl": False}
+    monkeypatch.setenv("LYNX_PDL", "yes")
+    with pytest.raises(ValueError, match="LYNX_PDL='yes'"):
+        pdl.pdl_enabled(cuda)
 
 
 def test_dense_gemm_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lynx.kernels.dense as dense
-
     x = torch.zeros(2, 8)
     monkeypatch.delenv("LYNX_DENSE_GEMM", raising=False)
-    assert dense_gemm_choice(x) == "cublas"  # auto without PDL
-    monkeypatch.setattr(dense, "pdl_enabled", lambda device: True)
-    assert dense_gemm_choice(x) == "skinny"  # auto with PDL: only our kernel can start early
+    assert dense_gemm_choice(x) == "cublas"  # auto: cuBLAS beat the skinny kernel, with or without PDL
     for forced in ("cublas", "skinny"):
         monkeypatch.setenv("LYNX_DENSE_GEMM", forced)
         assert dense_gemm_choice(x) == forced

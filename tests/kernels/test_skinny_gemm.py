@@ -184,7 +184,7 @@ def compile_sm90(t: int, n: int, k: int, cfg: SkinnyGemmConfig, dtype: str = "bf
     consts = dict(HAS_BIAS=bias, EVEN_K=k % cfg.block_k == 0, BLOCK_M=block_m, BLOCK_N=cfg.block_n,
                   BLOCK_K=cfg.block_k, SPLIT=split_k > 1, REDUCE_UNROLL=sg.reduce_unroll(block_m, cfg),
                   DOT_PRECISION="ieee" if dtype == "fp32" else "tf32")
-    consts.update(PDL=pdl, PREFETCH_BYTES=(2 if dtype == "bf16" else 4) if pdl else 0)
+    consts.update(PDL=int(pdl), PREFETCH_BYTES=(2 if dtype == "bf16" else 4) if pdl else 0)
     src = ASTSource(fn=skinny_gemm_kernel, signature=sig, constexprs=consts, attrs=attrs)
     return triton_compile(src, target=GPUTarget("cuda", 90, 32),
                           options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages, launch_pdl=pdl))

@@ -1,14 +1,14 @@
-"""Which GEMM computes a dense decode projection (qkv, o_proj, router): cuBLAS or the skinny kernel.
+"""Which GEMM computes a dense decode projection (qkv, o_proj, router, dense MLP): cuBLAS or the skinny kernel.
 
 ``LYNX_DENSE_GEMM`` (read at each call, host side; a CUDA graph keeps what it captured):
 
 * ``cublas``: ``F.linear`` (cuBLAS on the GPU, PyTorch on the CPU).
 * ``skinny``: :func:`lynx.kernels.skinny_gemm.skinny_linear` wherever its Triton kernel
   takes the call (decode-sized rows, CUDA), else ``F.linear``.
-* ``auto`` (default): ``skinny`` when programmatic dependent launch is on
-  (:mod:`lynx.kernels.pdl`), because only our own kernel can start early and warm L2 with
-  its weights while the previous kernel drains; otherwise ``cublas``, which matched or beat
-  the skinny kernel alone on the H200 (docs/performance.md section 7).
+* ``auto`` (default): ``cublas``. On the H200 the skinny kernel alone made a Qwen3-30B-A3B
+  decode step 3-9% slower, and with programmatic dependent launch and an L2 bulk prefetch
+  of its weights before the wait still 5-10% slower than cuBLAS (docs/performance.md
+  section 9); it stays selectable for fusions cuBLAS cannot do.
 
 The CPU path (tests, references) is always ``F.linear``: numerics there never change.
 """
@@ -20,8 +20,6 @@ import os
 import torch
 import torch.nn.functional as F
 
-from lynx.kernels.pdl import pdl_enabled
-
 DENSE_GEMM_ENV = "LYNX_DENSE_GEMM"
 DENSE_GEMMS = ("auto", "cublas", "skinny")
 
@@ -31,9 +29,7 @@ def dense_gemm_choice(x: torch.Tensor) -> str:
     choice = os.environ.get(DENSE_GEMM_ENV, "auto") or "auto"
     if choice not in DENSE_GEMMS:
         raise ValueError(f"{DENSE_GEMM_ENV}={choice!r}: expected one of {DENSE_GEMMS}")
-    if choice == "auto":
-        choice = "skinny" if pdl_enabled(x.device) else "cublas"
-    return choice
+    return "cublas" if choice == "auto" else choice
 
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -150,7 +150,7 @@ def paged_decode_attention_rope_triton(
         HEAD_DIM=d, BLOCK_D=run.block_d, GROUP=run.group, BLOCK_G=run.block_g,
         BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FUSED=fused, NORM=norm,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages, **pdl_launch(q.device),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, **pdl_launch(q.device, "attention"),
     )
     if not fused:
         _reduce(run, hkv, b, d)

@@ -151,7 +151,7 @@ def _reduce(run: _Launch, hkv: int, b: int, d: int) -> None:
         run.part_max, run.part_sum, run.part_out, run.out, run.context_lens, run.win, run.num_parts,
         run.out.stride(0), run.out.stride(1),
         HEAD_DIM=d, BLOCK_D=run.block_d, GROUP=run.group, BLOCK_G=run.block_g, PARTITION=run.cfg.partition_size,
-        num_warps=4 if run.block_g * run.block_d >= 2048 else 2, **pdl_launch(run.out.device),
+        num_warps=4 if run.block_g * run.block_d >= 2048 else 2, **pdl_launch(run.out.device, "attention"),
     )
 
 
@@ -183,7 +183,7 @@ def paged_decode_attention_triton(
         BLOCK_SIZE=page, PARTITION=cfg.partition_size, BLOCK_N=cfg.block_n,
         # fp32 models must not silently drop to TF32 (the CPU-matching checks use fp32)
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FUSED=fused,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages, **pdl_launch(q.device),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, **pdl_launch(q.device, "attention"),
     )
     if not fused:
         _reduce(run, hkv, b, d)

@@ -23,9 +23,16 @@ Spin-waiting kernels stay deadlock-free: a kernel's dependents launch only after
 programs have started, so the programs that occupy SMs early are always those of earlier
 kernels, which finish without it.
 
-``LYNX_PDL=1`` turns it on (read at each launch, host side: a captured CUDA graph keeps the
-launches it was captured with); it needs a CUDA device of compute capability 9.0 or newer
-and is never used by Triton's interpreter.
+It is on by default (``LYNX_PDL=0`` turns it off; read at each launch, host side: a captured
+CUDA graph keeps the launches it was captured with). ``LYNX_PDL=wait`` launches the same way
+but never triggers early, so a kernel's dependents launch as its programs exit (only the
+launch latency overlaps). ``LYNX_PDL_WAIT_ONLY`` lists kernel kinds that wait without
+triggering early; its default, ``routing,norm``, is the setting measured best on the H200:
+with every kernel triggering early a Qwen3-30B-A3B decode step was 2-3% faster at batch 1
+and 64 but 1-2% slower at 16 (the one-launch MoE started early behind the routing kernel);
+with routing and norms wait-only it was 1.00-1.01x of no PDL at batch 1, 16 and 64 for top-k
+and LYNX, never slower (docs/performance.md section 9). PDL needs a CUDA device of compute
+capability 9.0 or newer and is never used by Triton's interpreter.
 """
 
 from __future__ import annotations
@@ -38,22 +45,41 @@ import torch
 from lynx.kernels.triton_interpret import interpreter_enabled
 
 PDL_ENV = "LYNX_PDL"
+PDL_VALUES = {"0": 0, "1": 1, "wait": 2}
+WAIT_ONLY_ENV = "LYNX_PDL_WAIT_ONLY"  # comma-separated kernel kinds that never trigger early
+WAIT_ONLY_DEFAULT = "routing,norm"  # measured (module doc); "" = every kind triggers early
+KINDS = ("norm", "gemm", "attention", "rope", "routing", "moe")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _capability(device: torch.device) -> tuple[int, int]:
     return torch.cuda.get_device_capability(device)
 
 
+def pdl_mode(device: torch.device, kind: str = "") -> int:
+    """The ``PDL`` constexpr for a kernel of ``kind`` (one of ``KINDS``) launched now on
+    ``device``: 0 off (``LYNX_PDL=0``, a CPU or pre-sm_90 device, the interpreter), 1
+    (default) trigger the next kernel at the start then wait, 2 (``LYNX_PDL=wait``, or
+    ``kind`` listed in ``LYNX_PDL_WAIT_ONLY``) only wait."""
+    value = os.environ.get(PDL_ENV, "1") or "1"
+    if value not in PDL_VALUES:
+        raise ValueError(f"{PDL_ENV}={value!r}: expected one of {sorted(PDL_VALUES)}")
+    if PDL_VALUES[value] == 0 or device.type != "cuda" or interpreter_enabled() or _capability(device)[0] < 9:
+        return 0
+    wait_only = [k for k in os.environ.get(WAIT_ONLY_ENV, WAIT_ONLY_DEFAULT).split(",") if k]
+    unknown = set(wait_only) - set(KINDS)
+    if unknown:
+        raise ValueError(f"{WAIT_ONLY_ENV}: unknown kernel kinds {sorted(unknown)}; expected some of {KINDS}")
+    return 2 if kind in wait_only else PDL_VALUES[value]
+
+
 def pdl_enabled(device: torch.device) -> bool:
     """Whether kernels launched now on ``device`` use PDL (see the module doc)."""
-    if os.environ.get(PDL_ENV, "0") != "1" or device.type != "cuda" or interpreter_enabled():
-        return False
-    return _capability(device)[0] >= 9
+    return pdl_mode(device) > 0
 
 
-def pdl_launch(device: torch.device) -> dict[str, bool]:
-    """Keyword arguments of a Triton launch of a kernel with a ``PDL`` constexpr:
-    ``PDL`` (compile the wait/trigger) and ``launch_pdl`` (launch attribute), both on or off."""
-    on = pdl_enabled(device)
-    return {"PDL": on, "launch_pdl": on}
+def pdl_launch(device: torch.device, kind: str) -> dict[str, int | bool]:
+    """Keyword arguments of a Triton launch of a kernel of ``kind`` with a ``PDL`` constexpr:
+    ``PDL`` (:func:`pdl_mode`) and ``launch_pdl`` (the launch attribute), on or off together."""
+    mode = pdl_mode(device, kind)
+    return {"PDL": mode, "launch_pdl": mode > 0}

@@ -13,10 +13,12 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 @triton.jit
 def pdl_enter(PDL: tl.constexpr):
-    """Start of a PDL kernel: let the next kernel launch, then wait for the previous one
-    (complete, writes visible). Call it before the first read of anything a kernel writes."""
-    if PDL:
+    """Start of a PDL kernel (``PDL``: 0 off, 1 trigger then wait, 2 wait only, so that the next
+    kernel launches only as this one's programs exit): call it before the first read of
+    anything a kernel writes."""
+    if PDL == 1:  # (== rather than >: an AOT compile that omits PDL passes None)
         gdc_launch_dependents()
+    if PDL == 1 or PDL == 2:
         gdc_wait()
 
 

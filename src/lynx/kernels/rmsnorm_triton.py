@@ -59,6 +59,6 @@ def rms_norm_triton(
             x2, res2 if res2 is not None else x2, weight, out, res_out if res_out is not None else out,
             x2.stride(0), res2.stride(0) if res2 is not None else 0, out.stride(0),
             res_out.stride(0) if res_out is not None else 0,
-            d, eps, HAS_RESIDUAL=residual is not None, BLOCK=block, num_warps=warps, **pdl_launch(x.device),
+            d, eps, HAS_RESIDUAL=residual is not None, BLOCK=block, num_warps=warps, **pdl_launch(x.device, "norm"),
         )
     return out.view(shape), (res_out.view(shape) if res_out is not None else None)

@@ -115,6 +115,6 @@ def qk_norm_rope_triton(
             v if store else q, k_cache if store else q, v_cache if store else q, slots if store else positions,
             q.stride(0), q.stride(1), k.stride(0), k.stride(1), q_out.stride(0), k_out.stride(0),
             cos_table.stride(0), v.stride(0) if store else 0, v.stride(1) if store else 0,
-            HQ=hq, HKV=hkv, D=d, eps=eps, NORM=norm, STORE_KV=store, num_warps=1, **pdl_launch(q.device),
+            HQ=hq, HKV=hkv, D=d, eps=eps, NORM=norm, STORE_KV=store, num_warps=1, **pdl_launch(q.device, "rope"),
         )
     return q_out, k_out

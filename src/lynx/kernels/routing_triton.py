@@ -209,7 +209,7 @@ def select_experts_triton(
         rk.route_kernel[(1,)](
             logits, valid_arg, weights, weights, ids, hits, kept, t, *strides, 0, alpha_bits,
             ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=cfg.fused_warps or _fused_warps(bt, bn, cfg),
-            **pdl_launch(logits.device),
+            **pdl_launch(logits.device, "routing"),
         )
         return weights, ids
 
@@ -224,11 +224,11 @@ def select_experts_triton(
             logits, valid_arg, parts, t, *strides, alpha_bits,
             POLICY=rk.LYNX if policy == "lynx" else rk.OEA, BT=bt, CHUNK=chunk, **common,
             num_warps=(cfg.active_warps or max(warps, _warps(chunk * bn, cfg))) if policy == "lynx" else warps,
-            **pdl_launch(logits.device),
+            **pdl_launch(logits.device, "routing"),
         )
         mode = rk.FROM_PARTS
     rk.route_kernel[(blocks,)](
         logits, valid_arg, parts, weights, ids, hits, kept, t, *strides, blocks, alpha_bits,
-        ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=warps, **pdl_launch(logits.device),
+        ACTIVE=mode, BT=bt, CHUNK=scan, **route, **common, num_warps=warps, **pdl_launch(logits.device, "routing"),
     )
     return weights, ids

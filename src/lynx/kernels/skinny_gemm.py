@@ -280,7 +280,7 @@ def skinny_linear_triton(
     from lynx.kernels.pdl import pdl_launch
     from lynx.kernels.skinny_gemm_triton import skinny_gemm_kernel
 
-    pdl = pdl_launch(x.device)
+    pdl = pdl_launch(x.device, "gemm")
 
     skinny_gemm_kernel[(n_tiles, split_k)](
         x2, weight, bias if bias is not None else out, out, partials, counters if counters is not None else out,

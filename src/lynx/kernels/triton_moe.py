@@ -132,7 +132,7 @@ def gate_up_silu(
         grid_m=gm, BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n1, BLOCK_K=cfg.block_k1,
         DOT_PRECISION=_dot_precision(hidden.dtype), **consts,
         NUM_COUNTERS=triton.next_power_of_2(num_counters) if num_counters else 0,
-        num_warps=cfg.warps1, num_stages=cfg.stages1, **pdl_launch(hidden.device),
+        num_warps=cfg.warps1, num_stages=cfg.stages1, **pdl_launch(hidden.device, "moe"),
     )
     return inter
 
@@ -165,7 +165,7 @@ def down_weighted(
         grid_m=gm, BLOCK_M=routing.block_m, BLOCK_N=cfg.block_n2, BLOCK_K=cfg.block_k2,
         DOT_PRECISION=_dot_precision(inter.dtype), **consts,
         FUSE_SUM=fuse, BLOCK_T=block_t,
-        num_warps=cfg.warps2, num_stages=cfg.stages2, **pdl_launch(inter.device),
+        num_warps=cfg.warps2, num_stages=cfg.stages2, **pdl_launch(inter.device, "moe"),
     )
     return pair_out, out
 
@@ -179,7 +179,7 @@ def sum_topk(
     out = torch.empty(num_tokens, hidden_size, dtype=dtype, device=pair_out.device)
     block_h = min(cfg.block_h_sum, triton.next_power_of_2(hidden_size))
     sum_topk_kernel[(num_tokens, triton.cdiv(hidden_size, block_h))](
-        pair_out, weights, out, H=hidden_size, TOP_K=top_k, BLOCK_H=block_h, num_warps=4, **pdl_launch(out.device),
+        pair_out, weights, out, H=hidden_size, TOP_K=top_k, BLOCK_H=block_h, num_warps=4, **pdl_launch(out.device, "moe"),
     )
     return out
 

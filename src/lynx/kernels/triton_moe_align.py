@@ -255,7 +255,7 @@ def moe_align_triton(
         _align_small_kernel[(1,)](
             ids, weights, sorted_pair_ids, block_expert, num_slots, num_pairs, prm.max_blocks,
             NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, BLOCK_M=block_m, P_POW2=prm.p_pow2, FILL=_FILL,
-            num_warps=4, **pdl_launch(ids.device),
+            num_warps=4, **pdl_launch(ids.device, "moe"),
         )
         return routing
     num_chunks = triton.cdiv(max(num_pairs, 1), _CHUNK)
@@ -263,15 +263,15 @@ def moe_align_triton(
     base = torch.empty_like(hist)
     _align_hist_kernel[(num_chunks,)](
         ids, weights, hist, sorted_pair_ids, num_pairs, prm.max_blocks * block_m,
-        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, FILL=_FILL, num_warps=2, **pdl_launch(ids.device),
+        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, FILL=_FILL, num_warps=2, **pdl_launch(ids.device, "moe"),
     )
     rows = max(1, min(64, 4096 // prm.e_pow2))
     _align_scan_kernel[(1,)](
         hist, base, block_expert, num_slots, num_chunks, prm.max_blocks,
-        E_POW2=prm.e_pow2, BLOCK_M=block_m, ROWS=rows, BROWS=rows, num_warps=4, **pdl_launch(ids.device),
+        E_POW2=prm.e_pow2, BLOCK_M=block_m, ROWS=rows, BROWS=rows, num_warps=4, **pdl_launch(ids.device, "moe"),
     )
     _align_scatter_kernel[(num_chunks,)](
         ids, weights, base, sorted_pair_ids, num_pairs,
-        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, num_warps=2, **pdl_launch(ids.device),
+        NUM_EXPERTS=num_experts, E_POW2=prm.e_pow2, CHUNK=_CHUNK, num_warps=2, **pdl_launch(ids.device, "moe"),
     )
     return routing

@@ -110,7 +110,7 @@ def persistent_launch(
                   DOT_PRECISION=_dot_precision(hidden.dtype), NUM_EXPERTS=routing.num_experts,
                   E_POW2=prm.e_pow2, P_POW2=prm.p_pow2, LOCAL1=local1, LOCAL2=local2,
                   BLOCK_T=_sum_block_t(num_tokens, cfg.block_n2), RESET=reset_block(max_blocks),
-                  num_warps=cfg.warps1, num_stages=cfg.stages1, **pdl_launch(hidden.device))
+                  num_warps=cfg.warps1, num_stages=cfg.stages1, **pdl_launch(hidden.device, "moe"))
     if not interpret and grid > _num_sms(hidden.device):  # more than one CTA per SM must fit: check
         kernel = moe_persistent_kernel.warmup(*args, grid=(grid,), PHASES=3, **consts)
         kernel._init_handles()  # loads the binary: n_regs
