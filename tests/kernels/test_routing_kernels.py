@@ -38,6 +38,23 @@ if INTERPRET and HAS_TRITON:
 
     patch_interpreter()  # numpy >= 2.4 loop-bound fix, before any kernel runs
 
+    import triton
+    import triton.language as tl
+
+    from lynx.kernels.routing_select import select_top
+
+    @triton.jit
+    def select_top_kernel(hi_ptr, lo_ptr, ret_ptr, best_lo_ptr, best_idx_ptr, HI_MIN, LO_MIN, R: tl.constexpr,
+                          BN: tl.constexpr, K: tl.constexpr, KP: tl.constexpr, HAS_HI: tl.constexpr,
+                          LO_DISTINCT: tl.constexpr):
+        """select_top on ``[R, BN]`` keys from memory (test_interp_select_top_matches_sorting)."""
+        r, c, s = tl.arange(0, R)[:, None], tl.arange(0, BN), tl.arange(0, KP)[None, :]
+        hi, lo = tl.load(hi_ptr + r * BN + c[None, :]), tl.load(lo_ptr + r * BN + c[None, :])
+        retired, best_lo, best_idx = select_top(hi, lo, c, HI_MIN, LO_MIN, K, KP, HAS_HI, LO_DISTINCT)
+        tl.store(ret_ptr + r * BN + c[None, :], retired)
+        tl.store(best_lo_ptr + r * KP + s, best_lo)
+        tl.store(best_idx_ptr + r * KP + s, best_idx)
+
 
 # ----------------------------------------------------------------------------- dispatch
 @outer_only
@@ -276,6 +293,39 @@ def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.Mo
     assert torch.equal(kept.hits, want.hits)
     no_tally_w, no_tally_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg)
     assert torch.equal(no_tally_ids, got_ids) and torch.equal(no_tally_w, got_w)
+
+
+@interp_only
+@pytest.mark.parametrize("rows, bn, k, has_hi, lo_distinct, wide", [
+    (1, 128, 8, True, True, False), (1, 128, 8, False, True, True), (1, 128, 1, False, False, False),
+    (4, 64, 6, True, False, False), (2, 16, 5, False, True, False), (8, 64, 8, True, True, False),
+])
+def test_interp_select_top_matches_sorting(rows: int, bn: int, k: int, has_hi: bool, lo_distinct: bool,
+                                           wide: bool) -> None:
+    """select_top against a sort by (hi desc, lo desc, index asc) on keys with many ties
+    (int32 and int64, with and without the primary key, distinct or repeating ``lo``)."""
+    import triton
+
+    g = torch.Generator().manual_seed(rows * bn + k)
+    dtype = torch.int64 if wide else torch.int32
+    hi = torch.randint(-3, 3, (rows, bn), generator=g, dtype=dtype)  # few values: ties everywhere
+    if lo_distinct:  # distinct per row (as 16-bit keys with the index in the low byte)
+        lo = (torch.randint(-50, 50, (rows, bn), generator=g, dtype=dtype) << 8) | (255 - torch.arange(bn))
+    else:
+        lo = torch.randint(-4, 4, (rows, bn), generator=g, dtype=dtype)
+    kp = triton.next_power_of_2(k)
+    lo_min = hi_min = torch.iinfo(dtype).min
+    ret, best_lo = torch.empty_like(hi if has_hi else lo), torch.empty(rows, kp, dtype=dtype)
+    best_idx = torch.empty(rows, kp, dtype=torch.int32)
+    select_top_kernel[(1,)](hi, lo, ret, best_lo, best_idx, hi_min, lo_min, rows, bn, k, kp, has_hi, lo_distinct)
+    for r in range(rows):
+        order = sorted(range(bn), key=lambda e: ((-int(hi[r, e]) if has_hi else 0), -int(lo[r, e]), e))[:k]
+        assert best_idx[r, :k].tolist() == order, (r, best_idx[r].tolist(), order)
+        assert best_lo[r, :k].tolist() == [int(lo[r, e]) for e in order]
+        assert (best_lo[r, k:] == lo_min).all() and (best_idx[r, k:] == 0).all()
+        want = (hi if has_hi else lo)[r].clone()
+        want[order] = hi_min
+        assert torch.equal(ret[r], want)
 
 
 @interp_only

@@ -24,10 +24,14 @@ streams (a decode step runs on one stream; graphs replay in order).
 under ``TRITON_INTERPRET=1``), ``F.linear`` for other CUDA inputs (e.g. prefill, T > 64),
 :func:`skinny_linear_reference` on CPU. Triton is imported only when the kernel runs.
 
-Status: the engine does not use it. On the H200 the best of a 60-variant sweep ran at
+Status: off by default (``LYNX_DENSE_GEMM=skinny`` routes the engine's dense projections
+here, :mod:`lynx.kernels.dense`). On the H200 the best of a 60-variant sweep ran at
 0.74-1.09x of cuBLAS on the decode shapes (docs/performance.md section 7): both are bound
-by per-kernel latency, not bandwidth, at these sizes. It is kept (tested) as the base for
-fusions that cuBLAS cannot do, e.g. an RMSNorm prologue or a routing epilogue.
+by per-kernel latency, not bandwidth, at these sizes; in the decode step it was 3-9% slower
+than cuBLAS, and 5-10% slower with programmatic dependent launch and an L2 bulk prefetch of
+each program's weight rows before its wait (``PREFETCH_BYTES``, section 9). It is kept
+(tested) as the base for fusions that cuBLAS cannot do, e.g. an RMSNorm prologue or a
+routing epilogue.
 """
 
 from __future__ import annotations
