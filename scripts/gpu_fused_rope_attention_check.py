@@ -1,7 +1,7 @@
-"""GPU check of the experimental fused q/k norm + rotary + K/V store + paged decode attention.
+"""GPU check of the fused q/k norm + rotary + K/V store + paged decode attention.
 
-``paged_decode_attention_rope_triton`` (one launch, ``LYNX_FUSED_ROPE_ATTENTION=1`` in the
-engine) against the engine's current two launches: ``qk_norm_rope_triton`` with the K/V
+``paged_decode_attention_rope_triton`` (one launch, the engine's default; ``LYNX_FUSED_ROPE_ATTENTION=0``
+turns it off) against the two launches it replaced: ``qk_norm_rope_triton`` with the K/V
 store, then ``paged_decode_attention_triton`` on the rotated q.
 
 On the GPU machine, from the repo root (one H200, < 90 s, compiles included):

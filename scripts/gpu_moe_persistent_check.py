@@ -1,4 +1,4 @@
-"""GPU check of the EXPERIMENTAL one-launch fused-MoE kernel (``TritonMoEConfig(persistent=True)``).
+"""GPU check of the one-launch fused-MoE kernel (``TritonMoEConfig(persistent=True)``, default up to 16 tokens).
 
 On the GPU machine, from the repo root (one H200, < 90 s with compiles):
     PYTHONPATH=src python scripts/gpu_moe_persistent_check.py      # + $OUT/moe_persistent.json
@@ -9,16 +9,18 @@ Phases:
   check   in a CHILD process under a watchdog (``--watchdog-s`` per model and batch): the kernel's
           programs wait on each other, so a residency bug would hang the GPU instead of
           failing; the child is killed and the run goes on (persistent timings skipped).
-          Per model (Qwen3-30B-A3B and OLMoE expert shapes) and batch (1/16/64): fresh
-          random bf16 inputs (one padding token, one dropped pair), the same tiles through
-          the two-launch path (align="fused", fuse_sum) and the one-launch path: identical or
+          Per model (Qwen3-30B-A3B and OLMoE expert shapes; ``--models`` adds Mixtral,
+          Qwen2-57B-A14B, DeepSeek-V2-Lite), batch (1/16/64) and one-launch variant (sorted
+          blocks; token-row blocks where T <= block_m): fresh random bf16 inputs (one padding
+          token, one dropped pair), the same tiles through the two-launch path (align="fused",
+          fuse_sum, persistent off: the reference) and the one-launch path: identical or
           rel. error < 1e-2; three repeats bit-identical; workspace zero after every call;
           a CUDA graph replayed on new inputs (the counters must reset every replay).
   time    in this process: CUDA graph of calls over ``--copies`` rotated weight copies
           (every call streams its experts from HBM), skewed (Zipf) routing over A = 8, 16,
-          32, 48 active experts; the batch's default config, the two-launch path with the
-          same tiles (when it differs from the default) and the one-launch kernel; then
-          ``a + b*A`` fits. A budget (``--budget-s``) stops the timing loop early.
+          32, 48 active experts; the two-launch path with the one-launch tiles, the batch's
+          default config (when it is neither) and the one-launch variants; then ``a + b*A``
+          fits. A budget (``--budget-s``) stops the timing loop early.
 The table is printed last; every record goes to ``$OUT/moe_persistent.json``.
 """
 
@@ -67,9 +69,14 @@ def configs(batch: int, shape: dict) -> dict:
     from lynx.kernels.moe_config import default_config
 
     default = default_config(batch, shape["H"], shape["I"])
-    two = default.with_(align="fused", fuse_sum=True)
-    out = {"default": default} if two == default else {"default": default, "two_launch": two}
+    # the two launches with the one-launch kernel's tiles: the reference of the check
+    two = default.with_(align="fused", fuse_sum=True, persistent=False, token_rows=False)
+    out = {"two_launch": two}
+    if default not in (two, two.with_(persistent=True)):
+        out["default"] = default
     out["persistent"] = two.with_(persistent=True)
+    if batch <= two.block_m:  # token-row blocks (one row per token)
+        out["token_rows"] = two.with_(persistent=True, token_rows=True)
     return out
 
 
@@ -93,19 +100,23 @@ def rel(torch, a, b) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
 
 
-def check_one(torch, device, name: str, shape: dict, t: int) -> dict:
+ONE_LAUNCH = ("persistent", "token_rows")  # the configs checked against "two_launch"
+
+
+def check_one(torch, device, name: str, shape: dict, t: int, variant: str) -> dict:
     from lynx.kernels import triton_moe as tm
     from lynx.kernels import triton_moe_persistent_host as ph
 
     cfgs = configs(t, shape)
-    two_cfg, cfg = cfgs.get("two_launch", cfgs["default"]), cfgs["persistent"]
+    two_cfg, cfg = cfgs["two_launch"], cfgs[variant]
     x, w13, w2, w, ids = random_inputs(torch, t, shape, device, seed=t + shape["E"])
     want = tm.fused_experts_triton(x, w13, w2, w, ids, config=two_cfg)
     outs = [tm.fused_experts_triton(x, w13, w2, w, ids, config=cfg) for _ in range(3)]
     if device.type == "cuda":
         torch.cuda.synchronize()
     ws = ph.persistent_workspace(device)
-    rec = dict(model=name, batch=t, identical=bool(torch.equal(outs[0], want)), rel_err=rel(torch, outs[0], want),
+    rec = dict(model=name, batch=t, variant=variant, identical=bool(torch.equal(outs[0], want)),
+               rel_err=rel(torch, outs[0], want),
                repeat_identical=all(bool(torch.equal(o, outs[0])) for o in outs),
                workspace_zero=int(ws.count_nonzero()) == 0, residency=dict(ph.LAST_RESIDENCY))
     if device.type == "cuda":  # graph replays on new inputs: counters reset by every replay
@@ -135,14 +146,14 @@ def check_one(torch, device, name: str, shape: dict, t: int) -> dict:
 def child(q, dry: bool, specs: list, simulate_hang: bool) -> None:
     """Runs in a spawned process: the first persistent calls (a deadlock hangs only this)."""
     torch, device = setup(dry)
-    for name, shape, t in specs:
-        q.put({"started": [name, t]})
+    for name, shape, t, variant in specs:
+        q.put({"started": [name, t, variant]})
         while simulate_hang:  # --simulate-hang: what a deadlocked kernel looks like from outside
             time.sleep(1.0)
         try:
-            q.put(check_one(torch, device, name, shape, t))
+            q.put(check_one(torch, device, name, shape, t, variant))
         except Exception as exc:  # noqa: BLE001  (recorded, not fatal)
-            q.put(dict(model=name, batch=t, ok=False, error=f"{type(exc).__name__}: {exc}"[:500]))
+            q.put(dict(model=name, batch=t, variant=variant, ok=False, error=f"{type(exc).__name__}: {exc}"[:500]))
     q.put(None)
 
 
@@ -160,7 +171,7 @@ def watchdog_check(dry: bool, specs: list, timeout_s: float, simulate_hang: bool
                 why = "TIMEOUT (deadlock?)" if proc.is_alive() else f"child died (exit {proc.exitcode})"
                 proc.kill()
                 if current:
-                    records.append(dict(model=current[0], batch=current[1], ok=False, error=why))
+                    records.append(dict(model=current[0], batch=current[1], variant=current[2], ok=False, error=why))
                 print(f"check: {why} at {current}", flush=True)
                 break
             continue
@@ -173,9 +184,9 @@ def watchdog_check(dry: bool, specs: list, timeout_s: float, simulate_hang: bool
         records.append(item)
         print(json.dumps(item), flush=True)
     proc.join(10)
-    done = {(r["model"], r["batch"]) for r in records}
-    records += [dict(model=name, batch=t, ok=False, error="not checked (child stopped)")
-                for name, _, t in specs if (name, t) not in done]
+    done = {(r["model"], r["batch"], r["variant"]) for r in records}
+    records += [dict(model=name, batch=t, variant=variant, ok=False, error="not checked (child stopped)")
+                for name, _, t, variant in specs if (name, t, variant) not in done]
     return records
 
 
@@ -208,7 +219,7 @@ def time_all(torch, device, models: dict, batches: list, actives: list, copies_n
                 w, ids = skewed_routing(torch, t, shape, active, seed=active + t, device=device)
                 distinct = len(set(ids.flatten().tolist()))
                 for cname, cfg in configs(t, shape).items():
-                    if cname == "persistent" and (name, t) not in ok:
+                    if cname in ONE_LAUNCH and (name, t, cname) not in ok:
                         continue  # the check failed or hung: never time it
                     calls = [lambda c=c, cfg=cfg, x=x, w=w, ids=ids: fused_experts_triton(x, c[0], c[1], w, ids,
                                                                                          config=cfg)
@@ -224,9 +235,10 @@ def table(checks: list[dict], rows: list[dict]) -> str:
     from lynx.kernels.kernel_bench import linear_fit
 
     lines = ["check (one launch vs two launches, same tiles):",
-             f"{'model':<15}{'batch':>6}  {'ok':<6}{'identical':<10}{'rel_err':>10}{'graph_err':>11}  error"]
+             f"{'model':<17}{'batch':>6} {'variant':<11} {'ok':<6}{'identical':<10}{'rel_err':>10}{'graph_err':>11}"
+             "  error"]
     for c in checks:
-        lines.append(f"{c['model']:<15}{c['batch']:>6}  {c['ok']!s:<6}{c.get('identical', '-')!s:<10}"
+        lines.append(f"{c['model']:<17}{c['batch']:>6} {c['variant']:<11} {c['ok']!s:<6}{c.get('identical', '-')!s:<10}"
                      f"{c.get('rel_err', float('nan')):>10.2e}{c.get('graph_rel_err', float('nan')):>11.2e}  "
                      f"{c.get('error', '')}")
     names = list(dict.fromkeys(r["config"] for r in rows))
@@ -235,8 +247,9 @@ def table(checks: list[dict], rows: list[dict]) -> str:
     keys = list(dict.fromkeys((r["model"], r["batch"], r["active"]) for r in rows))
     for key in keys:
         cells = {r["config"]: r["us"] for r in rows if (r["model"], r["batch"], r["active"]) == key}
-        two = min(v for k, v in cells.items() if k != "persistent")
-        gain = f"{two - cells['persistent']:>+14.1f}" if "persistent" in cells else f"{'-':>14}"
+        two = cells.get("two_launch", float("nan"))
+        best = min((cells[k] for k in ONE_LAUNCH if k in cells), default=None)
+        gain = f"{two - best:>+14.1f}" if best is not None else f"{'-':>14}"
         lines.append(f"{key[0]:<15}{key[1]:>6}{key[2]:>5}" + "".join(
             f"{cells[n]:>13.1f}" if n in cells else f"{'-':>13}" for n in names) + " " + gain)
     lines += ["", "fits us = a + b*A:", f"{'model':<15}{'batch':>6} {'config':<12}{'a':>9} {'b':>8} {'R2':>6}"]
@@ -266,10 +279,11 @@ def main() -> int:
     models = TINY if dry else {m: MODELS[m] for m in args.models.split(",")}
     batches = [int(b) for b in (args.batches or ("1,4" if dry else "1,16,64")).split(",")]
     actives = [int(a) for a in (args.actives or ("4,8" if dry else "8,16,32,48")).split(",")]
-    specs = [(name, shape, t) for name, shape in models.items() for t in batches]
+    specs = [(name, shape, t, v) for name, shape in models.items() for t in batches for v in ONE_LAUNCH
+             if v in configs(t, shape)]
     checks = watchdog_check(dry, specs, args.watchdog_s * (10 if dry and not args.simulate_hang else 1),
                             args.simulate_hang)
-    ok = {(c["model"], c["batch"]) for c in checks if c.get("ok")}
+    ok = {(c["model"], c["batch"], c["variant"]) for c in checks if c.get("ok")}
     torch, device = setup(dry)
     rows = time_all(torch, device, models, batches, actives, 1 if dry else args.copies, ok, args.budget_s, start)
     gpu = "cpu (dry run)" if dry else torch.cuda.get_device_name(device)

@@ -24,6 +24,7 @@ def test_pdl_needs_sm90_and_is_on_by_default(monkeypatch: pytest.MonkeyPatch) ->
     from lynx.kernels import pdl
 
     cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(pdl, "interpreter_enabled", lambda: False)  # (this file may run under TRITON_INTERPRET=1)
     monkeypatch.delenv("LYNX_PDL", raising=False)
     monkeypatch.delenv("LYNX_PDL_WAIT_ONLY", raising=False)
     monkeypatch.setattr(pdl, "_capability", lambda device: (8, 0))
@@ -39,10 +40,18 @@ def test_pdl_needs_sm90_and_is_on_by_default(monkeypatch: pytest.MonkeyPatch) ->
     assert {pdl.pdl_launch(cuda, kind)["PDL"] for kind in pdl.KINDS} == {1}
     monkeypatch.setenv("LYNX_PDL_WAIT_ONLY", "moe")
     assert pdl.pdl_launch(cuda, "moe")["PDL"] == 2 and pdl.pdl_launch(cuda, "routing")["PDL"] == 1
+    monkeypatch.setenv("LYNX_PDL_WAIT_ONLY", " moe , routing ")  # spaces are fine
+    assert pdl.pdl_launch(cuda, "moe")["PDL"] == 2 and pdl.pdl_launch(cuda, "routing")["PDL"] == 2
     monkeypatch.setenv("LYNX_PDL_WAIT_ONLY", "mlp")
     with pytest.raises(ValueError, match="unknown kernel kinds"):
         pdl.pdl_launch(cuda, "moe")
-    monkeypatch.delenv("LYNX_PDL_WAIT_ONLY")
+    monkeypatch.delenv("LYNX_PDL_WAIT_ONLY", raising=False)
+    with pytest.raises(ValueError, match="unknown kernel kind 'mlp'"):
+        pdl.pdl_launch(cuda, "mlp")
+    monkeypatch.setattr(pdl.torch.version, "hip", "6.2")  # ROCm: griddepcontrol is NVIDIA PTX
+    assert not pdl.pdl_enabled(cuda)
+    monkeypatch.setattr(pdl.torch.version, "hip", None)
+    monkeypatch.delenv("LYNX_PDL_WAIT_ONLY", raising=False)
     monkeypatch.setenv("LYNX_PDL", "wait")
     assert {pdl.pdl_launch(cuda, kind)["PDL"] for kind in pdl.KINDS} == {2}
     monkeypatch.setenv("LYNX_PDL", "0")
@@ -80,3 +89,52 @@ def test_prefetch_bytes_needs_16_byte_runs() -> None:
     assert prefetch_bytes(w[:, 1:2049]) == 0  # rows start 2 bytes past 16-byte alignment
     assert prefetch_bytes(torch.zeros(8, 100, dtype=torch.bfloat16)) == 0  # 200-byte rows
     assert prefetch_bytes(torch.zeros(8, 100, dtype=torch.float32)) == 4  # 400-byte rows
+    assert prefetch_bytes(torch.zeros(64, 2049, dtype=torch.bfloat16)[:, :2048]) == 0  # row stride 4098 bytes
+
+
+def test_env_flags_are_0_or_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lynx.kernels.env_flags import env_flag
+
+    monkeypatch.delenv("LYNX_TEST_FLAG", raising=False)
+    assert env_flag("LYNX_TEST_FLAG", True) and not env_flag("LYNX_TEST_FLAG", False)
+    for value, want in (("1", True), ("0", False), (" 1 ", True), ("", True)):
+        monkeypatch.setenv("LYNX_TEST_FLAG", value)
+        assert env_flag("LYNX_TEST_FLAG", True) is want
+    monkeypatch.setenv("LYNX_TEST_FLAG", "false")
+    with pytest.raises(ValueError, match="LYNX_TEST_FLAG='false': expected 1"):
+        env_flag("LYNX_TEST_FLAG", True)
+
+
+def test_every_kernel_launched_with_pdl_takes_it() -> None:
+    """Triton's interpreter drops unknown launch keywords, so CPU runs would not notice a kernel
+    that lost its ``PDL`` parameter; every ``pdl_launch`` call site's kernel must declare it."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    pytest.importorskip("triton")
+    root = Path(importlib.import_module("lynx.kernels").__file__).parent
+    launched: set[tuple[str, str]] = set()
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and any(
+                    isinstance(k.value, ast.Call) and getattr(k.value.func, "id", "") == "pdl_launch"
+                    for k in node.keywords if k.arg is None):
+                if isinstance(node.func, ast.Subscript):  # kernel[grid](..., **pdl_launch(...))
+                    launched.add((path.stem, ast.unparse(node.func.value)))
+        for node in ast.walk(tree):  # launch keywords gathered in a dict first (the persistent MoE host)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Subscript) and any(
+                    k.arg is None and isinstance(k.value, ast.Name) for k in node.keywords) and \
+                    "pdl_launch" in path.read_text():
+                launched.add((path.stem, ast.unparse(node.func.value)))
+    assert len(launched) >= 14, launched
+    modules = [importlib.import_module(f"lynx.kernels.{path.stem}") for path in sorted(root.glob("*.py"))
+               if "@triton.jit" in path.read_text()]
+    for module, name in sorted(launched):
+        # the name as the launching module sees it (some import their kernel inside the function)
+        head = name.split(".")[0]
+        scope = next(vars(m) for m in [importlib.import_module(f"lynx.kernels.{module}"), *modules]
+                     if head in vars(m))
+        kernel = eval(name, scope)  # noqa: S307 (a name or attribute taken from our own source)
+        assert "PDL" in kernel.arg_names, f"{module}: {name} is launched with PDL but has no PDL parameter"

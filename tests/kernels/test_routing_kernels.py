@@ -170,6 +170,16 @@ def test_kernels_compile_for_sm90() -> None:
         assert kernel.metadata.shared <= 232448
         if constexprs["N"] == 128:  # rows load as vectors (no per-column mask)
             assert re.search(r"ld\.global(\.nc)?\.v[24]\.b32", kernel.asm["ptx"]), (fn, constexprs)
+    from lynx.testing.ptx import assert_pdl_waits_first
+
+    for fn, sig, constexprs, warps in builds[::3]:  # with programmatic dependent launch (trigger, then wait)
+        aligned = {(i,): [["tt.divisibility", 16]] for i, (name, ty) in enumerate(sig.items())
+                   if ty.startswith("*") or name == "stride_t"}
+        src = ASTSource(fn=fn, signature={**sig, "PDL": "constexpr"}, constexprs={**constexprs, "PDL": 1},
+                        attrs=aligned)
+        kernel = triton_compile(src, target=GPUTarget("cuda", 90, 32),
+                                options=dict(num_warps=warps, num_stages=1, launch_pdl=True))
+        assert_pdl_waits_first(kernel.asm["ptx"])
 
 
 # ----------------------------------------------------------------------------- interpreter

@@ -26,15 +26,20 @@ SM90_SMEM = 232448  # bytes of shared memory one CTA may use on H100/H200
 QWEN3 = dict(H=2048, I=768, E=128, k=8)
 
 
-def compile_sm90(fn, signature: dict[str, str], constexprs: dict, warps: int, stages: int):  # noqa: ANN001, ANN201
+def compile_sm90(fn, signature: dict[str, str], constexprs: dict, warps: int, stages: int,  # noqa: ANN001, ANN201
+                 pdl: bool = False):
     from triton import compile as triton_compile
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    if pdl:  # programmatic dependent launch: trigger, then wait (lynx.kernels.pdl)
+        signature, constexprs = {**signature, "PDL": "constexpr"}, {**constexprs, "PDL": 1}
+
     aligned = {(i,): [["tt.divisibility", 16]] for i, (name, ty) in enumerate(signature.items())
                if ty.startswith("*") or name.startswith("stride")}
     src = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=aligned)
-    return triton_compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=stages))
+    return triton_compile(src, target=GPUTarget("cuda", 90, 32),
+                          options=dict(num_warps=warps, num_stages=stages, launch_pdl=pdl))
 
 
 def gemm_signatures(dtype: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -55,7 +60,7 @@ def gemm_signatures(dtype: str) -> tuple[dict[str, str], dict[str, str]]:
     return gate_up, down
 
 
-def compile_default_gemms(batch: int, fused: bool | None = None) -> list:
+def compile_default_gemms(batch: int, fused: bool | None = None, pdl: bool = False) -> list:
     """Both GEMM kernels as ``fused_experts_triton`` launches them for the Qwen3 shape at ``batch``."""
     from lynx.kernels.moe_config import default_config, grid_m
     from lynx.kernels.triton_moe_align import SMALL_MAX_PAIRS, align_params
@@ -74,10 +79,11 @@ def compile_default_gemms(batch: int, fused: bool | None = None) -> list:
     return [
         compile_sm90(gate_up_silu_kernel, gate_sig,
                      dict(shape, BLOCK_N=cfg.block_n1, BLOCK_K=cfg.block_k1, LOCAL_BLOCKS=local[0],
-                          NUM_COUNTERS=n_tiles2 if cfg.fuse_sum else 0), cfg.warps1, cfg.stages1),
+                          NUM_COUNTERS=n_tiles2 if cfg.fuse_sum else 0), cfg.warps1, cfg.stages1, pdl),
         compile_sm90(down_weighted_kernel, down_sig,
                      dict(shape, BLOCK_N=cfg.block_n2, BLOCK_K=cfg.block_k2, LOCAL_BLOCKS=local[1],
-                          FUSE_SUM=cfg.fuse_sum, BLOCK_T=min(64, 2048 // cfg.block_n2)), cfg.warps2, cfg.stages2),
+                          FUSE_SUM=cfg.fuse_sum, BLOCK_T=min(64, 2048 // cfg.block_n2)), cfg.warps2, cfg.stages2,
+                     pdl),
     ]
 
 
@@ -90,6 +96,17 @@ def test_default_configs_compile_and_pipeline(batch: int) -> None:
         # the persistent grid assumes `ctas` CTAs per SM: each may use at most that share of its memory
         assert kernel.metadata.shared <= SM90_SMEM // max(ctas, 1) - 1024, (ctas, kernel.metadata.shared)
         assert "async_copy_global_to_local" in kernel.asm["ttgir"], "weight loads are not pipelined"
+        assert "cp.async.cg.shared.global" in kernel.asm["ptx"]
+
+
+@pytest.mark.parametrize("batch", [16, 64])
+def test_pdl_variants_wait_before_touching_memory(batch: int) -> None:
+    """With PDL the GEMM programs may run beside the routing kernel: no global access before
+    the wait, and the weight loads still software-pipelined after it."""
+    from lynx.testing.ptx import assert_pdl_waits_first
+
+    for kernel in compile_default_gemms(batch, pdl=True):
+        assert_pdl_waits_first(kernel.asm["ptx"])
         assert "cp.async.cg.shared.global" in kernel.asm["ptx"]
 
 

@@ -1,4 +1,4 @@
-"""The EXPERIMENTAL one-launch fused-MoE kernel (``TritonMoEConfig(persistent=True)``).
+"""The one-launch fused-MoE kernel (``TritonMoEConfig(persistent=True)``, the default up to 16 tokens).
 
 Three kinds of checks, one file:
 
@@ -58,9 +58,48 @@ def test_default_configs_one_launch_up_to_16_tokens(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LYNX_MOE_PERSISTENT", "0")
     two = default_config(16, 2048, 768)
     assert not two.persistent
-    assert two.with_(persistent=True) == default_config(16, 2048, 768).with_(persistent=True)  # valid as is
     monkeypatch.delenv("LYNX_MOE_PERSISTENT")
     assert two.with_(persistent=True) == default_config(16, 2048, 768)  # the default differs only there
+    monkeypatch.setenv("LYNX_MOE_PERSISTENT", "off")
+    with pytest.raises(ValueError, match="LYNX_MOE_PERSISTENT='off'"):
+        default_config(16, 2048, 768)
+
+
+@needs_triton
+@compiled_only
+def test_one_launch_only_where_the_n_tiles_fit_half_a_wave() -> None:
+    from lynx.kernels.triton_moe_persistent_host import grid_suits_one_launch
+
+    wave = 3 * 132  # H200, 3 CTAs per SM
+    assert grid_suits_one_launch(768 // 32, 2048 // 64, wave)  # Qwen3-30B-A3B
+    assert grid_suits_one_launch(2560 // 32, 3584 // 64, wave)  # Qwen2-57B-A14B: 13-18% faster measured
+    assert not grid_suits_one_launch(14336 // 32, 4096 // 64, wave)  # Mixtral-8x7B: 5% slower measured
+    assert not grid_suits_one_launch(24, 199, wave)  # either phase
+
+
+@needs_triton
+@compiled_only
+def test_driver_residency_falls_back_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lynx.kernels.triton_moe_persistent_host as ph
+
+    monkeypatch.setattr(ph, "_libcuda", lambda: None)
+    assert ph.driver_resident_ctas(1234, 128, 40960) is None  # no driver library: the hand count decides
+
+    class FailingDriver:
+        @staticmethod
+        def cuOccupancyMaxActiveBlocksPerMultiprocessor(*args: object) -> int:  # noqa: N802 (driver API name)
+            return 1  # CUDA_ERROR_INVALID_VALUE
+
+    class Driver:
+        @staticmethod
+        def cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks: object, *args: object) -> int:  # noqa: N802
+            blocks._obj.value = 3  # ctypes.byref(...)._obj is the c_int
+            return 0
+
+    monkeypatch.setattr(ph, "_libcuda", lambda: FailingDriver())
+    assert ph.driver_resident_ctas(1234, 128, 40960) is None
+    monkeypatch.setattr(ph, "_libcuda", lambda: Driver())
+    assert ph.driver_resident_ctas(1234, 128, 40960) == 3
 
 
 @needs_triton
@@ -91,7 +130,8 @@ def test_resident_ctas_arithmetic() -> None:
 
 
 # ----------------------------------------------------------------------------- sm_90 compile
-def compile_persistent(batch: int, hidden: int, inter: int, experts: int, top_k: int, dtype: str = "bf16"):
+def compile_persistent(batch: int, hidden: int, inter: int, experts: int, top_k: int, dtype: str = "bf16",
+                       token_rows: bool = False, pdl: bool = False):
     """The kernel as ``fused_experts_triton`` builds it on an H200, and its config."""
     import triton
     from test_triton_moe_compile import compile_sm90
@@ -101,7 +141,8 @@ def compile_persistent(batch: int, hidden: int, inter: int, experts: int, top_k:
     from lynx.kernels.triton_moe_align import align_params
     from lynx.kernels.triton_moe_persistent import moe_persistent_kernel, reset_block
 
-    cfg = default_config(batch, hidden, inter).with_(align="fused", fuse_sum=True, persistent=True)
+    cfg = default_config(batch, hidden, inter).with_(align="fused", fuse_sum=True, persistent=True,
+                                                     token_rows=token_rows)
     prm = align_params(batch * top_k, experts, cfg.block_m)
     n1, n2 = -(-inter // cfg.block_n1), -(-hidden // cfg.block_n2)
     _, gm1, gm2 = persistent_grid(prm.max_blocks, n1, n2, H200_SMS * cfg.ctas_per_sm)
@@ -116,8 +157,9 @@ def compile_persistent(batch: int, hidden: int, inter: int, experts: int, top_k:
                   P_POW2=prm.p_pow2, LOCAL1=triton.next_power_of_2(-(-prm.max_blocks // gm1)),
                   LOCAL2=triton.next_power_of_2(-(-prm.max_blocks // gm2)),
                   BLOCK_T=max(1, min(triton.next_power_of_2(batch), 2048 // cfg.block_n2)),
-                  RESET=reset_block(prm.max_blocks), PHASES=3)
-    return compile_sm90(moe_persistent_kernel, sig, consts, cfg.warps1, cfg.stages1), cfg
+                  RESET=reset_block(prm.max_blocks), PHASES=3, TOKEN_ROWS=token_rows,
+                  KP=triton.next_power_of_2(top_k))
+    return compile_sm90(moe_persistent_kernel, sig, consts, cfg.warps1, cfg.stages1, pdl), cfg
 
 
 def ptxas_registers(ptx: str, tmp_path: Path) -> int:
@@ -136,13 +178,15 @@ def ptxas_registers(ptx: str, tmp_path: Path) -> int:
 
 @needs_triton
 @compiled_only
-@pytest.mark.parametrize("batch,shape", [(1, (2048, 768, 128, 8)), (16, (2048, 768, 128, 8)),
-                                         (64, (2048, 768, 128, 8)), (16, (2048, 1024, 64, 8))],
-                         ids=["qwen3-b1", "qwen3-b16", "qwen3-b64", "olmoe-b16"])
-def test_persistent_kernel_compiles_pipelines_and_fits(batch: int, shape: tuple, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch,shape,token_rows", [(1, (2048, 768, 128, 8), False), (16, (2048, 768, 128, 8), False),
+                                                    (64, (2048, 768, 128, 8), False), (16, (2048, 1024, 64, 8), False),
+                                                    (16, (2048, 768, 128, 8), True), (64, (2048, 768, 128, 8), True)],
+                         ids=["qwen3-b1", "qwen3-b16", "qwen3-b64", "olmoe-b16", "qwen3-b16-rows", "qwen3-b64-rows"])
+def test_persistent_kernel_compiles_pipelines_and_fits(batch: int, shape: tuple, token_rows: bool,
+                                                       tmp_path: Path) -> None:
     from lynx.kernels.triton_moe_persistent_host import resident_ctas
 
-    kernel, cfg = compile_persistent(batch, *shape)
+    kernel, cfg = compile_persistent(batch, *shape, token_rows=token_rows)
     ttgir, ptx = kernel.asm["ttgir"], kernel.asm["ptx"]
     # both phases' K loops are software-pipelined: cp.async multi-buffering in two loops
     assert ttgir.count("ttg.async_wait") >= 4, "weight loads are not pipelined in both phases"
@@ -156,6 +200,28 @@ def test_persistent_kernel_compiles_pipelines_and_fits(batch: int, shape: tuple,
     regs = ptxas_registers(ptx, tmp_path)
     fit = resident_ctas(regs, kernel.metadata.shared, cfg.warps1, SM90_SMEM_PER_SM, SM90_THREADS)
     assert fit >= max(2, cfg.ctas_per_sm), (regs, kernel.metadata.shared, fit)
+
+
+@needs_triton
+@compiled_only
+def test_token_rows_compile_for_two_slots() -> None:
+    """k = 2 (Mixtral): a [BM, 2] tl.cumsum along the slots once tripped an assertion in
+    Triton 3.6's scan lowering (the GPU check's compile failed); the slots are counted by
+    pairwise comparison instead. (Mixtral itself keeps two launches: grid_suits_one_launch.)"""
+    kernel, _ = compile_persistent(16, 4096, 14336, 8, 2, token_rows=True)
+    assert "histogram" in kernel.asm["ttgir"]
+
+
+@needs_triton
+@compiled_only
+@pytest.mark.parametrize("token_rows", [False, True])
+def test_persistent_kernel_with_pdl_waits_before_touching_memory(token_rows: bool) -> None:
+    """Its programs may become resident while the routing kernel still runs (PDL): no global
+    access before the wait, so the spin-waits and counters only ever see this launch's data."""
+    from lynx.testing.ptx import assert_pdl_waits_first
+
+    kernel, _ = compile_persistent(16, 2048, 768, 128, 8, token_rows=token_rows, pdl=True)
+    assert_pdl_waits_first(kernel.asm["ptx"])
 
 
 # ----------------------------------------------------------------------------- interpreter
@@ -230,6 +296,58 @@ class TestInterpreted:
             assert torch.equal(out, two), programs
             self.assert_zero(workspace)
 
+    @pytest.mark.parametrize("case_args", [c for c in CASES if c[0] <= 16 and (c[6] or {}).get("block_m", 16) == 16],
+                             ids=lambda c: "T{}k{}E{}H{}I{}a{}".format(*c[:6]))
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+    def test_token_rows_match_sorted_blocks(self, case_args: tuple, dtype: torch.dtype) -> None:
+        """Token-row blocks (one block per active expert, row t = token t, no sort) against the
+        sorted blocks of the same tiles: each pair's row is the same dot products, but a row's
+        position in the tile changes NumPy's fp32 matmul in the last bit (rel. 1.5e-7 seen)."""
+        from lynx.kernels import triton_moe as tm
+        from lynx.kernels import triton_moe_persistent_host as ph
+
+        t, k, e, h, i, active, changes = case_args
+        pad = (1, t - 1) if t > 2 else ()
+        case = make_case(t, k, e, h, i, dtype=dtype, active=active, pad_rows=pad, seed=t * 7 + h, poison=True)
+        case.topk_weights[0, -1] = 0.0  # a dropped pair of a kept token
+        cfg = self.config(changes)
+        two = tm.fused_experts_triton(*case.args(), config=cfg)
+        rows = cfg.with_(persistent=True, token_rows=True)
+        one = tm.fused_experts_triton(*case.args(), config=rows)
+        workspace = ph.persistent_workspace(torch.device("cpu"))
+        self.assert_zero(workspace)
+        close = 1e-6 if dtype == torch.float32 else 4e-3
+        assert rel_err(one, two) < close
+        for row in pad:
+            assert torch.equal(one[row].float(), torch.zeros(h))
+        assert rel_err(one, per_token_oracle(case)) < (1e-5 if dtype == torch.float32 else 2e-2)
+        routing = tm.make_routing(case.topk_ids, case.topk_weights, e, cfg)
+        for programs in (2, 5, 64):
+            out = ph.persistent_launch(case.hidden, case.w13, case.w2, routing, rows, workspace, programs=programs,
+                                       phases=(1, 2))
+            assert torch.equal(out, one), programs  # same blocks and rows whatever the grid
+            self.assert_zero(workspace)
+
+    def test_token_rows_repeated_ids_take_more_rounds(self) -> None:
+        """A token routed twice to one expert (no policy does it, the API allows it) keeps both pairs."""
+        from lynx.kernels import triton_moe as tm
+
+        case = make_case(6, 3, 8, 32, 16, seed=4)
+        case.topk_ids[2, 1] = case.topk_ids[2, 0]
+        case.topk_ids[4, 2] = case.topk_ids[4, 1] = case.topk_ids[4, 0]  # three rounds for that expert
+        cfg = self.config({})
+        two = tm.fused_experts_triton(*case.args(), config=cfg)
+        one = tm.fused_experts_triton(*case.args(), config=cfg.with_(persistent=True, token_rows=True))
+        assert rel_err(one, two) < 1e-6
+        assert rel_err(one, per_token_oracle(case)) < 1e-5
+
+    def test_token_rows_need_one_row_per_token(self) -> None:
+        from lynx.kernels import triton_moe as tm
+
+        case = make_case(20, 2, 8, 32, 16, seed=3)
+        with pytest.raises(ValueError, match="20 tokens > block_m=16"):
+            tm.fused_experts_triton(*case.args(), config=self.config({}).with_(persistent=True, token_rows=True))
+
     def test_all_pairs_dropped_and_garbage_free_replays(self) -> None:
         from lynx.kernels import triton_moe as tm
         from lynx.kernels import triton_moe_persistent_host as ph
@@ -271,12 +389,14 @@ def test_gpu_script_dry_run(hang: bool, tmp_path: Path) -> None:
     proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == (1 if hang else 0), proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((tmp_path / "moe_persistent.json").read_text())
-    assert len(result["checks"]) == 2
+    # batches 1 and 4 (block_m 16), each with sorted blocks and token rows
+    assert [(c["batch"], c["variant"]) for c in result["checks"]] == [
+        (1, "persistent"), (1, "token_rows"), (4, "persistent"), (4, "token_rows")]
     configs = {r["config"] for r in result["rows"]}
-    if hang:  # the child was killed: nothing passed, the persistent kernel is never timed
+    if hang:  # the child was killed: nothing passed, the one-launch variants are never timed
         assert "TIMEOUT" in result["checks"][0]["error"] and not any(c["ok"] for c in result["checks"])
-        assert configs == {"default"}
+        assert configs == {"two_launch"}
     else:
         assert all(c["ok"] and c["identical"] for c in result["checks"])
-        assert configs == {"default", "persistent"}
+        assert configs == {"two_launch", "persistent", "token_rows"}
     assert proc.stdout.rstrip().splitlines()[-1].split()[0] == "tiny"  # the table comes last

@@ -13,13 +13,12 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from lynx.errors import LynxError, RequestError, RoutingConfigError
+from lynx.errors import LynxError, RequestError
 from lynx.eval.prompts import build_prompt, postprocess
 from lynx.eval.scoring import aggregate, metric_name, score
 from lynx.routing import parse_routing_args

@@ -40,7 +40,12 @@ and the shapes are fixed per model anyway):
   (:mod:`lynx.kernels.triton_moe_persistent`). On the H200 it equals the two launches bit
   for bit and saves 1.7-6.4 us per layer at 1-16 tokens (a = 11.2 vs 14.2 us at batch 16);
   at 64 tokens it lost 2-3 us, so larger batches keep the separate launches
-  (docs/performance.md section 9).
+  (docs/performance.md section 9). Shapes whose N tiles exceed half a wave (Mixtral-8x7B)
+  keep them too (:func:`lynx.kernels.triton_moe_persistent_host.grid_suits_one_launch`).
+* ``token_rows`` (opt-in, ``LYNX_MOE_TOKEN_ROWS=1``): the one-launch kernel without sorting
+  (one block per active expert, row t = token t). 5-6 us faster per layer than sorted
+  blocks at batch 16 with 24-41 Qwen3-30B-A3B experts in isolation, but the decode step
+  did not gain (0.99x top-k, 1.00x LYNX at batch 16): not the default.
 * Both fusions save launches but make every program redo the metadata and leave a serial
   tail (one program per N tile reads all ``T*k`` rows); measured on the H200 they pay up
   to ``FUSED_MAX_TOKENS`` = 16 tokens and cost 4-9 us per layer at 32-64 tokens.
@@ -48,12 +53,14 @@ and the shapes are fixed per model anyway):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
+
+from lynx.kernels.env_flags import env_flag
 
 ALIGN_MODES = ("fused", "kernel", "legacy")
 FUSED_MAX_TOKENS = 16  # metadata and k-sum inside the GEMM kernels up to this batch
 PERSISTENT_ENV = "LYNX_MOE_PERSISTENT"  # "0": two launches also up to 16 tokens (default "1": one launch)
+TOKEN_ROWS_ENV = "LYNX_MOE_TOKEN_ROWS"  # "1": token-row blocks in the one-launch kernel (unmeasured: off)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,9 @@ class TritonMoEConfig:
     # fuse_sum, ctas_per_sm >= 1, one warps/stages setting (warps2 == warps1, stages2 == stages1) and
     # no separate down grid (ctas_per_sm2 None); batches above SMALL_MAX_PAIRS pairs take the two launches
     persistent: bool = False
+    # with persistent: one row block per active expert whose row t is token t (T <= block_m; ids
+    # distinct per token cost one pass, a repeated id one more): no per-program sort of the pairs
+    token_rows: bool = False
 
     def __post_init__(self) -> None:
         if self.align not in ALIGN_MODES:
@@ -97,6 +107,8 @@ class TritonMoEConfig:
             ) if bad]
             if problems:
                 raise ValueError("persistent=True needs " + ", ".join(problems))
+        if self.token_rows and not self.persistent:
+            raise ValueError("token_rows=True needs persistent=True (only the one-launch kernel has token-row blocks)")
 
     @property
     def down_ctas_per_sm(self) -> int:
@@ -112,8 +124,10 @@ def default_config(num_tokens: int, hidden_size: int, intermediate_size: int) ->
     """Decode-first defaults (module docstring); prefill-sized batches get larger tiles."""
     if num_tokens <= FUSED_MAX_TOKENS:  # 3 CTAs per SM, 3 stages: 1-4% faster at 15-44 experts
         # one launch unless LYNX_MOE_PERSISTENT=0 (read at each call, e.g. for `lynx bench decode --variant`)
-        persistent = os.environ.get(PERSISTENT_ENV, "1") != "0"
-        return TritonMoEConfig(block_m=16, ctas_per_sm=3, stages1=3, stages2=3, persistent=persistent)
+        persistent = env_flag(PERSISTENT_ENV, True)
+        token_rows = persistent and env_flag(TOKEN_ROWS_ENV, False)
+        return TritonMoEConfig(block_m=16, ctas_per_sm=3, stages1=3, stages2=3, persistent=persistent,
+                               token_rows=token_rows)
     separate = dict(align="kernel", fuse_sum=False)
     if num_tokens <= 32:
         return TritonMoEConfig(block_m=16, **separate)

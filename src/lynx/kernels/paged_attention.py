@@ -46,6 +46,8 @@ import os
 import torch
 import torch.nn.functional as F
 
+from lynx.kernels.env_flags import env_flag
+
 ATTENTION_BACKENDS = ("auto", "torch", "triton")
 
 _backend = os.environ.get("LYNX_ATTENTION_BACKEND", "auto") or "auto"
@@ -137,7 +139,7 @@ def paged_decode_attention(
 def fused_rope_attention_applies(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
                                  v_cache: torch.Tensor, cos_table: torch.Tensor) -> bool:
     """Whether the decode layer should call :func:`paged_decode_attention_rope` (see the module doc)."""
-    if os.environ.get("LYNX_FUSED_ROPE_ATTENTION", "1") == "0":
+    if not env_flag("LYNX_FUSED_ROPE_ATTENTION", True):
         return False
     from lynx.kernels.rope import torch_rope_forced
 

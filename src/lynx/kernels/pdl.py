@@ -64,9 +64,12 @@ def pdl_mode(device: torch.device, kind: str = "") -> int:
     value = os.environ.get(PDL_ENV, "1") or "1"
     if value not in PDL_VALUES:
         raise ValueError(f"{PDL_ENV}={value!r}: expected one of {sorted(PDL_VALUES)}")
-    if PDL_VALUES[value] == 0 or device.type != "cuda" or interpreter_enabled() or _capability(device)[0] < 9:
+    if kind and kind not in KINDS:
+        raise ValueError(f"unknown kernel kind {kind!r}; expected one of {KINDS}")
+    if (PDL_VALUES[value] == 0 or device.type != "cuda" or interpreter_enabled() or torch.version.hip is not None
+            or _capability(device)[0] < 9):  # griddepcontrol is PTX for sm_90+ (not ROCm)
         return 0
-    wait_only = [k for k in os.environ.get(WAIT_ONLY_ENV, WAIT_ONLY_DEFAULT).split(",") if k]
+    wait_only = [k.strip() for k in os.environ.get(WAIT_ONLY_ENV, WAIT_ONLY_DEFAULT).split(",") if k.strip()]
     unknown = set(wait_only) - set(KINDS)
     if unknown:
         raise ValueError(f"{WAIT_ONLY_ENV}: unknown kernel kinds {sorted(unknown)}; expected some of {KINDS}")

@@ -1,7 +1,7 @@
 """Device side of programmatic dependent launch (see :mod:`lynx.kernels.pdl` for the contract).
 
-Both helpers compile to nothing when ``PDL`` is false, which it always is in Triton's
-interpreter (it cannot run inline PTX).
+:func:`pdl_enter` compiles to nothing when ``PDL`` is 0 (or None, as in an ahead-of-time
+compile that omits it), which it always is in Triton's interpreter (it cannot run inline PTX).
 """
 
 from __future__ import annotations
@@ -19,20 +19,6 @@ def pdl_enter(PDL: tl.constexpr):
     if PDL == 1:  # (== rather than >: an AOT compile that omits PDL passes None)
         gdc_launch_dependents()
     if PDL == 1 or PDL == 2:
-        gdc_wait()
-
-
-@triton.jit
-def pdl_trigger(PDL: tl.constexpr):
-    """Let the next kernel launch (its programs may then wait or prefetch on free SMs)."""
-    if PDL:
-        gdc_launch_dependents()
-
-
-@triton.jit
-def pdl_wait(PDL: tl.constexpr):
-    """Wait until the previous kernel is complete and its writes are visible."""
-    if PDL:
         gdc_wait()
 
 

@@ -115,7 +115,7 @@ def skinny_gemm_kernel(
     cols_ld = (offs_n % N).to(tl.int64)  # W can exceed 2^31 elements (LM heads)
     k_start = pid_k * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
-    if PREFETCH_BYTES > 0:  # W never depends on earlier kernels: warm L2 with this program's slice first
+    if PREFETCH_BYTES == 2 or PREFETCH_BYTES == 4:  # W never depends on earlier kernels: warm L2 with it first
         nbytes = tl.zeros([BLOCK_N], tl.int32) + (k_end - k_start) * PREFETCH_BYTES
         prefetch_l2(w_ptr + cols_ld * stride_wn + k_start, nbytes)
     pdl_enter(PDL)  # x, partials and counters belong to earlier kernels' time

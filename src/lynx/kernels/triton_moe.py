@@ -214,9 +214,12 @@ def fused_experts_triton(
 
         workspace = persistent_workspace(hidden.device)  # SMALL_MAX_PAIRS pairs: two launches)
         if workspace is not None:
-            return persistent_launch(hidden, w13, w2, routing, cfg, workspace)
-        warnings.warn("one-launch MoE: workspace missing during graph capture; using two launches "
-                      "(call fused_experts_triton once before capturing)", RuntimeWarning, stacklevel=2)
+            out = persistent_launch(hidden, w13, w2, routing, cfg, workspace)
+            if out is not None:  # None: a shape it does not suit, or programs that cannot all be resident
+                return out
+        else:
+            warnings.warn("one-launch MoE: workspace missing during graph capture; using two launches "
+                          "(call fused_experts_triton once before capturing)", RuntimeWarning, stacklevel=2)
     counters = sum_counters(hidden_size, cfg, hidden.device) if cfg.fuse_sum else None
     inter = gate_up_silu(hidden, w13, routing, cfg, counters)  # [P, I]
     pair_out, out = down_weighted(inter, w2, routing, cfg, counters, hidden.dtype)  # [P, H] fp32

@@ -157,6 +157,16 @@ def down_tile(inter_ptr, w2_ptr, weights_ptr, pair_out_ptr, expert, pair, num_pa
     ``A_CACHE``: cache modifier of the ``inter`` loads (``".cg"`` when other CTAs of the same
     launch wrote those rows, so that they come from L2, never a stale L1 line).
     """
+    acc = down_acc(inter_ptr, w2_ptr, expert, pair, num_pairs, offs_n, n_ok, offs_k, stride_inter, stride_we,
+                   stride_wn, I, BLOCK_M, BLOCK_N, BLOCK_K, DOT_PRECISION, A_CACHE)
+    store_weighted(acc, weights_ptr, pair_out_ptr, pair, num_pairs, offs_n, n_ok, stride_out)
+
+
+@triton.jit
+def down_acc(inter_ptr, w2_ptr, expert, pair, num_pairs, offs_n, n_ok, offs_k, stride_inter, stride_we, stride_wn,
+             I: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+             DOT_PRECISION: tl.constexpr, A_CACHE: tl.constexpr):
+    """``[BM, BN]`` fp32 ``inter[pair] @ W2[expert, offs_n]^T`` (rows past ``num_pairs``: zeros)."""
     expert = expert.to(tl.int64)
     row_ok = pair < num_pairs
     pair64 = pair.to(tl.int64)
@@ -174,10 +184,16 @@ def down_tile(inter_ptr, w2_ptr, weights_ptr, pair_out_ptr, expert, pair, num_pa
         acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
         a_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
+    return acc
+
+
+@triton.jit
+def store_weighted(acc, weights_ptr, pair_out_ptr, pair, num_pairs, offs_n, n_ok, stride_out):
+    """``pair_out[pair, offs_n] = w_pair * acc`` for the rows with ``pair < num_pairs``."""
+    row_ok = pair < num_pairs
     route_w = tl.load(weights_ptr + pair, mask=row_ok, other=0.0)  # [BM] fp32
-    acc = acc * route_w[:, None]  # [BM, BN]
-    out_ptrs = pair_out_ptr + pair64[:, None] * stride_out + offs_n[None, :]  # [BM, BN]
-    tl.store(out_ptrs, acc, mask=row_ok[:, None] & n_ok[None, :])
+    out_ptrs = pair_out_ptr + pair.to(tl.int64)[:, None] * stride_out + offs_n[None, :]  # [BM, BN]
+    tl.store(out_ptrs, acc * route_w[:, None], mask=row_ok[:, None] & n_ok[None, :])
 
 
 @triton.jit(do_not_specialize=["num_pairs", "grid_m", "num_tokens"])

@@ -1,8 +1,8 @@
 """One-launch fused-MoE decode kernel (``TritonMoEConfig(persistent=True)``, the default up to 16 tokens).
 
-The default decode path is two launches (:mod:`lynx.kernels.triton_moe_gemm`): gate_up then
-down. Here one grid of ``G`` programs runs both phases with the two launches' work split (so
-that the two can be timed against each other). Phase A is the gate_up grid ``(gm1, n_tiles1)``
+The two-launch path (:mod:`lynx.kernels.triton_moe_gemm`, the default above 16 tokens) runs
+gate_up then down. Here one grid of ``G`` programs runs both phases with the two launches'
+work split (so that the two can be timed against each other). Phase A is the gate_up grid ``(gm1, n_tiles1)``
 as virtual programs ``v = m * n_tiles1 + n``, phase B the down grid ``(gm2, n_tiles2)``;
 program ``p`` runs virtual programs ``p, p + G, ...`` of phase A, then those of phase B. The
 host makes ``G`` cover each virtual grid (one virtual program per program) or sets that
@@ -10,6 +10,13 @@ phase's ``gm`` to 1 (every block in M class 0: e.g. ``G = 1`` in the interpreter
 program's M class is ``p // n_tiles`` in both cases and one private block table per phase
 serves all its virtual programs. The tile bodies are the two kernels' own
 (:func:`gate_up_tile`, :func:`down_tile`); the metadata is derived once for both phases.
+
+``TOKEN_ROWS`` (``TritonMoEConfig.token_rows``, opt-in ``LYNX_MOE_TOKEN_ROWS=1``, T <= BLOCK_M):
+no sorted blocks and no tables. Block ``b`` is the ``b``-th active expert (one histogram and
+one scan per program) and its row ``t`` is token ``t``'s pair with that expert, found by
+comparing the token's ``k`` ids (:func:`~lynx.kernels.triton_moe_align.token_row_hits`). A
+token that lists an expert twice (no policy does) has its first pair computed and the down
+tile stores the same row again with the other pair's weight.
 
 Cross-program protocol, all counters in a zeroed int32 workspace that each call leaves zero:
 
@@ -44,8 +51,14 @@ import triton
 import triton.language as tl
 
 from lynx.kernels.pdl_triton import pdl_enter
-from lynx.kernels.triton_moe_align import sorted_slots
-from lynx.kernels.triton_moe_gemm import _block, _sum_tile, down_tile, gate_up_tile
+from lynx.kernels.triton_moe_align import (
+    active_experts,
+    sorted_slots,
+    token_row_first,
+    token_row_hits,
+    token_row_pairs,
+)
+from lynx.kernels.triton_moe_gemm import _block, _sum_tile, down_acc, down_tile, gate_up_tile, store_weighted
 
 
 @triton.jit
@@ -78,6 +91,8 @@ def moe_persistent_kernel(
     LOCAL1: tl.constexpr, LOCAL2: tl.constexpr, BLOCK_T: tl.constexpr,
     RESET: tl.constexpr,
     PHASES: tl.constexpr,  # 3: the real kernel; 1 / 2: gate_up / down+exit only (interpreter tests, no waits)
+    TOKEN_ROWS: tl.constexpr = False,  # one block per active expert, row t = token t (T <= BLOCK_M): no sort
+    KP: tl.constexpr = 1,  # TOKEN_ROWS: next power of two >= TOP_K
     PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
     pdl_enter(PDL)  # before any read of what earlier kernels write
@@ -95,27 +110,38 @@ def moe_persistent_kernel(
     m1 = pid // N_TILES1
     m2 = pid // N_TILES2
 
-    # block metadata once for both phases (program_blocks' steps, two private tables)
-    s1 = tl.arange(0, LOCAL1 * BLOCK_M)
-    tl.store(table1_ptr + LOCAL1 + s1, tl.zeros([LOCAL1 * BLOCK_M], tl.int32) + num_pairs)  # padding rows
-    s2 = tl.arange(0, LOCAL2 * BLOCK_M)
-    tl.store(table2_ptr + LOCAL2 + s2, tl.zeros([LOCAL2 * BLOCK_M], tl.int32) + num_pairs)
-    pair, expert, kept, slot, num_blocks = sorted_slots(
-        ids_ptr, weights_ptr, num_pairs, NUM_EXPERTS, E_POW2, BLOCK_M, P_POW2)
-    tl.debug_barrier()  # the scatters overwrite some of those sentinels (other threads)
-    _scatter_mine(table1_ptr, pair, expert, kept, slot, m1, gm1, BLOCK_M, LOCAL1)
-    _scatter_mine(table2_ptr, pair, expert, kept, slot, m2, gm2, BLOCK_M, LOCAL2)
-    tl.debug_barrier()  # the loops read the tables back (other threads' stores)
+    if TOKEN_ROWS:  # block b = the b-th active expert; each block derives its rows (no tables)
+        rank, active, num_blocks = active_experts(ids_ptr, weights_ptr, num_pairs, NUM_EXPERTS, E_POW2, P_POW2)
+    else:  # block metadata once for both phases (program_blocks' steps, two private tables)
+        s1 = tl.arange(0, LOCAL1 * BLOCK_M)
+        tl.store(table1_ptr + LOCAL1 + s1, tl.zeros([LOCAL1 * BLOCK_M], tl.int32) + num_pairs)  # padding rows
+        s2 = tl.arange(0, LOCAL2 * BLOCK_M)
+        tl.store(table2_ptr + LOCAL2 + s2, tl.zeros([LOCAL2 * BLOCK_M], tl.int32) + num_pairs)
+        pair, expert, kept, slot, num_blocks = sorted_slots(
+            ids_ptr, weights_ptr, num_pairs, NUM_EXPERTS, E_POW2, BLOCK_M, P_POW2)
+        tl.debug_barrier()  # the scatters overwrite some of those sentinels (other threads)
+        _scatter_mine(table1_ptr, pair, expert, kept, slot, m1, gm1, BLOCK_M, LOCAL1)
+        _scatter_mine(table2_ptr, pair, expert, kept, slot, m2, gm2, BLOCK_M, LOCAL2)
+        tl.debug_barrier()  # the loops read the tables back (other threads' stores)
 
     # phase A: gate_up tiles; each publishes its block's progress
     if PHASES % 2 == 1:
         for v in range(pid, gm1 * N_TILES1, num_programs):
             offs_n = (v % N_TILES1) * BLOCK_N1 + tl.arange(0, BLOCK_N1)  # [BN1] columns of I
             for block in range(m1, num_blocks, gm1):
-                expert_b, pair_b = _block(table1_ptr, table1_ptr, table1_ptr, block, gm1, True, BLOCK_M, LOCAL1)
-                gate_up_tile(x_ptr, w13_ptr, inter_ptr, expert_b, pair_b, num_pairs, offs_n, offs_n < I,
-                             tl.arange(0, BLOCK_K1), stride_x, stride_w13e, stride_w13n, stride_inter,
-                             H, I, TOP_K, BLOCK_M, BLOCK_N1, BLOCK_K1, DOT_PRECISION)
+                if TOKEN_ROWS:
+                    expert_b, hit, pairs, rounds = token_row_hits(ids_ptr, weights_ptr, rank, active, block,
+                                                                  num_tokens, NUM_EXPERTS, E_POW2, TOP_K, KP,
+                                                                  BLOCK_M)
+                    # a token's first pair with the expert (a repeated id reuses it: see phase B)
+                    gate_up_tile(x_ptr, w13_ptr, inter_ptr, expert_b, token_row_first(hit, pairs, num_pairs),
+                                 num_pairs, offs_n, offs_n < I, tl.arange(0, BLOCK_K1), stride_x, stride_w13e,
+                                 stride_w13n, stride_inter, H, I, TOP_K, BLOCK_M, BLOCK_N1, BLOCK_K1, DOT_PRECISION)
+                else:
+                    expert_b, pair_b = _block(table1_ptr, table1_ptr, table1_ptr, block, gm1, True, BLOCK_M, LOCAL1)
+                    gate_up_tile(x_ptr, w13_ptr, inter_ptr, expert_b, pair_b, num_pairs, offs_n, offs_n < I,
+                                 tl.arange(0, BLOCK_K1), stride_x, stride_w13e, stride_w13n, stride_inter,
+                                 H, I, TOP_K, BLOCK_M, BLOCK_N1, BLOCK_K1, DOT_PRECISION)
                 tl.debug_barrier()  # every thread's inter stores precede the release
                 tl.atomic_add(ready_ptr + block, 1, sem="release", scope="gpu")
 
@@ -126,12 +152,28 @@ def moe_persistent_kernel(
             offs_n = n2 * BLOCK_N2 + tl.arange(0, BLOCK_N2)  # [BN2] columns of H
             n_ok = offs_n < H
             for block in range(m2, num_blocks, gm2):
-                expert_b, pair_b = _block(table2_ptr, table2_ptr, table2_ptr, block, gm2, True, BLOCK_M, LOCAL2)
-                while tl.atomic_add(ready_ptr + block, 0, sem="acquire", scope="gpu") < N_TILES1:
-                    pass
-                down_tile(inter_ptr, w2_ptr, weights_ptr, pair_out_ptr, expert_b, pair_b, num_pairs, offs_n,
-                          n_ok, tl.arange(0, BLOCK_K2), stride_inter, stride_w2e, stride_w2n, stride_out,
-                          I, BLOCK_M, BLOCK_N2, BLOCK_K2, DOT_PRECISION, ".cg")
+                if TOKEN_ROWS:
+                    expert_b, hit, pairs, rounds = token_row_hits(ids_ptr, weights_ptr, rank, active, block,
+                                                                  num_tokens, NUM_EXPERTS, E_POW2, TOP_K, KP,
+                                                                  BLOCK_M)
+                    while tl.atomic_add(ready_ptr + block, 0, sem="acquire", scope="gpu") < N_TILES1:
+                        pass
+                    first = token_row_first(hit, pairs, num_pairs)
+                    acc = down_acc(inter_ptr, w2_ptr, expert_b, first, num_pairs, offs_n, n_ok,
+                                   tl.arange(0, BLOCK_K2), stride_inter, stride_w2e, stride_w2n,
+                                   I, BLOCK_M, BLOCK_N2, BLOCK_K2, DOT_PRECISION, ".cg")
+                    store_weighted(acc, weights_ptr, pair_out_ptr, first, num_pairs, offs_n, n_ok, stride_out)
+                    if rounds > 1:  # a token routed to the expert again (no policy does): same row, its weight
+                        for rnd in tl.static_range(1, KP):
+                            store_weighted(acc, weights_ptr, pair_out_ptr, token_row_pairs(hit, pairs, rnd, num_pairs),
+                                           num_pairs, offs_n, n_ok, stride_out)
+                else:
+                    expert_b, pair_b = _block(table2_ptr, table2_ptr, table2_ptr, block, gm2, True, BLOCK_M, LOCAL2)
+                    while tl.atomic_add(ready_ptr + block, 0, sem="acquire", scope="gpu") < N_TILES1:
+                        pass
+                    down_tile(inter_ptr, w2_ptr, weights_ptr, pair_out_ptr, expert_b, pair_b, num_pairs, offs_n,
+                              n_ok, tl.arange(0, BLOCK_K2), stride_inter, stride_w2e, stride_w2n, stride_out,
+                              I, BLOCK_M, BLOCK_N2, BLOCK_K2, DOT_PRECISION, ".cg")
             tl.debug_barrier()  # every thread's pair_out stores precede the release
             done = tl.atomic_add(sum_ptr + n2, 1, sem="acq_rel", scope="gpu")
             if done == gm2 - 1:  # last of this N tile's gm2 arrivals: all its pair rows are written

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import warnings
 
 import torch
 import triton
@@ -16,6 +17,7 @@ import triton
 from lynx.kernels.moe_config import TritonMoEConfig
 from lynx.kernels.pdl import pdl_launch
 from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
+from lynx.kernels.triton_interpret import interpreter_enabled
 from lynx.kernels.triton_moe import MoERouting, _dot_precision, _num_sms, _sum_block_t
 from lynx.kernels.triton_moe_align import align_params
 from lynx.kernels.triton_moe_persistent import moe_persistent_kernel, reset_block, workspace_slots
@@ -32,6 +34,14 @@ def persistent_workspace(device: torch.device) -> torch.Tensor | None:
     workspace does not exist yet."""
     buf = split_k_counters(device)
     return None if buf is None else buf[COUNTER_SLOTS - PERSISTENT_SLOTS:]
+
+
+def grid_suits_one_launch(n_tiles1: int, n_tiles2: int, wave: int) -> bool:
+    """Whether both phases' N tiles fit in half a wave. Wider matrices leave programs looping
+    over tiles in one M class: Mixtral-8x7B's 448 gate_up tiles (wave 396) ran 5% slower in one
+    launch than in two at batch 16, while Qwen2-57B-A14B's 80 ran 13-18% faster (H200,
+    docs/performance.md section 9)."""
+    return max(n_tiles1, n_tiles2) <= wave // 2
 
 
 def persistent_grid(max_blocks: int, n_tiles1: int, n_tiles2: int, wave: int) -> tuple[int, int, int]:
@@ -74,11 +84,42 @@ def driver_resident_ctas(function: int, threads: int, shared: int) -> int | None
     return int(blocks.value) if rc == 0 else None
 
 
+_residency: dict[tuple, int] = {}  # (device, launch constants) -> CTAs per SM that fit (host-side cache)
+
+
+def _all_resident(args: tuple, consts: dict, grid: int, device: torch.device) -> bool:
+    """Whether ``grid`` programs of the compiled kernel fit on the GPU at once: the smaller of
+    the hand count and the driver's (cached per device and constants). Warns when they do not."""
+    key = (device, tuple(sorted((k, str(v)) for k, v in consts.items())))
+    fit = _residency.get(key)
+    if fit is None:
+        kernel = moe_persistent_kernel.warmup(*args, grid=(grid,), PHASES=3, **consts)
+        kernel._init_handles()  # loads the binary: n_regs
+        warps = kernel.metadata.num_warps
+        props = torch.cuda.get_device_properties(device)
+        fit = resident_ctas(kernel.n_regs, kernel.metadata.shared, warps,
+                            props.shared_memory_per_multiprocessor, props.max_threads_per_multi_processor)
+        driver = driver_resident_ctas(kernel.function, 32 * warps, kernel.metadata.shared)
+        LAST_RESIDENCY.clear()
+        LAST_RESIDENCY.update(grid=grid, hand=fit * _num_sms(device),
+                              driver=None if driver is None else driver * _num_sms(device))
+        fit = _residency[key] = fit if driver is None else min(fit, driver)  # never trust the larger
+        if fit * _num_sms(device) < grid:
+            warnings.warn(
+                f"one-launch MoE: {grid} programs but only {fit} CTAs per SM fit on {props.name} "
+                f"({kernel.n_regs} registers, {kernel.metadata.shared} B shared memory); a program that is not "
+                "resident could deadlock the kernel, so this shape runs as two launches "
+                "(LYNX_MOE_PERSISTENT=0 selects them everywhere)", RuntimeWarning, stacklevel=4)
+    return fit * _num_sms(device) >= grid
+
+
 def persistent_launch(
     hidden: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, routing: MoERouting, cfg: TritonMoEConfig,
     workspace: torch.Tensor, *, programs: int | None = None, phases: tuple[int, ...] = (3,),
-) -> torch.Tensor:
-    """``[T, H]`` through the one-launch kernel (fused align only).
+) -> torch.Tensor | None:
+    """``[T, H]`` through the one-launch kernel (fused align only), or None when the shape does
+    not suit it (:func:`grid_suits_one_launch`) or its programs cannot all be resident on this
+    GPU (warned); the caller then runs the two launches.
 
     ``programs`` (tests) overrides ``G``; ``phases=(1, 2)`` (tests) runs the gate_up phase and
     the down phase as two launches, so that the interpreter can run ``G > 1`` without waits.
@@ -89,10 +130,15 @@ def persistent_launch(
     n_tiles1, n_tiles2 = triton.cdiv(inter_size, cfg.block_n1), triton.cdiv(hidden_size, cfg.block_n2)
     if routing.aligned is not None:
         raise ValueError("the one-launch kernel derives its blocks itself (fused align only)")
+    if cfg.token_rows and num_tokens > routing.block_m:
+        raise ValueError(f"token-row blocks hold one row per token: {num_tokens} tokens > block_m={routing.block_m}")
     if workspace_slots(max_blocks, n_tiles2) > workspace.numel():
         raise ValueError(f"{workspace_slots(max_blocks, n_tiles2)} counters needed, workspace has {workspace.numel()}")
-    interpret = hidden.device.type != "cuda"  # programs run one after another: no program may wait
+    # the interpreter runs programs one after another: no program may wait
+    interpret = interpreter_enabled() or hidden.device.type != "cuda"
     wave = 1 if interpret else cfg.ctas_per_sm * _num_sms(hidden.device)
+    if not interpret and programs is None and not grid_suits_one_launch(n_tiles1, n_tiles2, wave):
+        return None  # the caller runs the two launches
     grid, gm1, gm2 = persistent_grid(max_blocks, n_tiles1, n_tiles2, programs or wave)
     if interpret and grid > 1 and 3 in phases:
         raise ValueError("the interpreter runs programs one after another: G > 1 needs phases=(1, 2)")
@@ -110,21 +156,10 @@ def persistent_launch(
                   DOT_PRECISION=_dot_precision(hidden.dtype), NUM_EXPERTS=routing.num_experts,
                   E_POW2=prm.e_pow2, P_POW2=prm.p_pow2, LOCAL1=local1, LOCAL2=local2,
                   BLOCK_T=_sum_block_t(num_tokens, cfg.block_n2), RESET=reset_block(max_blocks),
+                  TOKEN_ROWS=cfg.token_rows, KP=triton.next_power_of_2(top_k),
                   num_warps=cfg.warps1, num_stages=cfg.stages1, **pdl_launch(hidden.device, "moe"))
-    if not interpret and grid > _num_sms(hidden.device):  # more than one CTA per SM must fit: check
-        kernel = moe_persistent_kernel.warmup(*args, grid=(grid,), PHASES=3, **consts)
-        kernel._init_handles()  # loads the binary: n_regs
-        props = torch.cuda.get_device_properties(hidden.device)
-        fit = resident_ctas(kernel.n_regs, kernel.metadata.shared, cfg.warps1,
-                            props.shared_memory_per_multiprocessor, props.max_threads_per_multi_processor)
-        driver = driver_resident_ctas(kernel.function, 32 * cfg.warps1, kernel.metadata.shared)
-        LAST_RESIDENCY.update(grid=grid, hand=fit * _num_sms(hidden.device),
-                              driver=None if driver is None else driver * _num_sms(hidden.device))
-        fit = fit if driver is None else min(fit, driver)  # never trust the larger of the two
-        if fit * _num_sms(hidden.device) < grid:
-            raise RuntimeError(f"one-launch MoE: {grid} programs but only {fit} CTAs per SM fit "
-                               f"({kernel.n_regs} registers, {kernel.metadata.shared} B shared): a program "
-                               "that is not resident could deadlock the kernel; lower ctas_per_sm")
+    if not interpret and grid > _num_sms(hidden.device) and not _all_resident(args, consts, grid, hidden.device):
+        return None  # more than one CTA per SM would have to fit, and they do not (warned once)
     for phase in phases:
         moe_persistent_kernel[(grid,)](*args, PHASES=phase, **consts)
     return out

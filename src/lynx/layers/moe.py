@@ -15,7 +15,6 @@ for top-k at batch 16, docs/performance.md section 8).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -24,6 +23,7 @@ from torch import nn
 from lynx.context import get_context
 from lynx.kernels import fused_experts
 from lynx.kernels.dense import dense_linear
+from lynx.kernels.env_flags import env_flag
 from lynx.kernels.routing_dispatch import routing_backend
 from lynx.kernels.triton_interpret import interpreter_enabled
 from lynx.layers.mlp import GatedMLP
@@ -64,7 +64,7 @@ class SparseMoE(nn.Module):
         Validates policy and parameters with the functions ``select_experts`` uses (same
         errors); only Python values are read, so the choice is fixed in a CUDA graph.
         """
-        if os.environ.get(FUSED_ROUTER_ENV, "0") != "1" or self.gate.bias is not None:
+        if not env_flag(FUSED_ROUTER_ENV, False) or self.gate.bias is not None:
             return None
         if x.dim() != 2 or x.shape[0] == 0 or not (x.is_cuda or interpreter_enabled()):
             return None
