@@ -14,7 +14,7 @@ serves all its virtual programs. The tile bodies are the two kernels' own
 ``TOKEN_ROWS`` (``TritonMoEConfig.token_rows``, opt-in ``LYNX_MOE_TOKEN_ROWS=1``, T <= BLOCK_M):
 no sorted blocks and no tables. Block ``b`` is the ``b``-th active expert (one histogram and
 one scan per program) and its row ``t`` is token ``t``'s pair with that expert, found by
-comparing the token's ``k`` ids (:func:`~lynx.kernels.triton_moe_align.token_row_hits`). A
+comparing the token's ``k`` ids (:func:`~lynx.kernels.triton_moe_token_rows.token_row_hits`). A
 token that lists an expert twice (no policy does) has its first pair computed and the down
 tile stores the same row again with the other pair's weight.
 
@@ -51,14 +51,9 @@ import triton
 import triton.language as tl
 
 from lynx.kernels.pdl_triton import pdl_enter
-from lynx.kernels.triton_moe_align import (
-    active_experts,
-    sorted_slots,
-    token_row_first,
-    token_row_hits,
-    token_row_pairs,
-)
+from lynx.kernels.triton_moe_align import sorted_slots
 from lynx.kernels.triton_moe_gemm import _block, _sum_tile, down_acc, down_tile, gate_up_tile, store_weighted
+from lynx.kernels.triton_moe_token_rows import active_experts, token_row_first, token_row_hits, token_row_pairs
 
 
 @triton.jit
