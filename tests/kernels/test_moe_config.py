@@ -58,3 +58,40 @@ def test_persistent_kernel_by_default_up_to_16_tokens_and_switchable(monkeypatch
     assert not any(default_config(t, 2048, 768).persistent for t in (1, 16, 17, 64))
     monkeypatch.setenv("LYNX_MOE_PERSISTENT", "1")
     assert [default_config(t, 2048, 768).persistent for t in (1, 16, 17, 64)] == [True, True, False, False]
+
+
+def test_config_overrides_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LYNX_MOE_CONFIG: per token range, typed fields, applied on top of the defaults."""
+    from lynx.kernels.moe_config import config_overrides
+
+    monkeypatch.delenv("LYNX_MOE_PERSISTENT", raising=False)
+    monkeypatch.setenv("LYNX_MOE_CONFIG", "33-64:block_m=16, align=kernel; 8:persistent=0,ctas_per_sm2=none")
+    assert default_config(64, 2048, 768).block_m == 16 and default_config(32, 2048, 768).block_m == 16
+    assert default_config(65, 2048, 768).block_m == 64  # outside every range: untouched
+    assert not default_config(8, 2048, 768).persistent and default_config(9, 2048, 768).persistent
+    assert default_config(8, 2048, 768).ctas_per_sm2 is None
+    assert config_overrides("1-4:fuse_sum=0") == ((1, 4, (("fuse_sum", False),)),)
+    monkeypatch.delenv("LYNX_MOE_CONFIG")
+    assert default_config(64, 2048, 768).block_m == 64
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("block_m=16", "LO-HI:field=value"),
+    ("1-x:block_m=16", "LO-HI:field=value"),
+    ("1-4:blockm=16", "'blockm=16' is not field=value"),
+    ("1-4:block_m=sixteen", "bad value 'sixteen' for block_m"),
+    ("1-4:persistent=yes", "bad value 'yes' for persistent"),
+])
+def test_config_overrides_name_the_problem(spec: str, match: str) -> None:
+    from lynx.kernels.moe_config import config_overrides
+
+    with pytest.raises(ValueError, match=match):
+        config_overrides(spec)
+
+
+def test_config_overrides_are_validated_where_they_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LYNX_MOE_PERSISTENT", raising=False)
+    monkeypatch.setenv("LYNX_MOE_CONFIG", "1-16:stages1=4")  # the one-launch kernel needs equal stages
+    with pytest.raises(ValueError, match="LYNX_MOE_CONFIG 1-16 at 4 tokens: persistent=True needs"):
+        default_config(4, 2048, 768)
+    assert default_config(17, 2048, 768).stages1 == 4  # outside the range: the default

@@ -42,6 +42,8 @@ and the shapes are fixed per model anyway):
   at 64 tokens it lost 2-3 us, so larger batches keep the separate launches
   (docs/performance.md section 9). Shapes whose N tiles exceed half a wave (Mixtral-8x7B)
   keep them too (:func:`lynx.kernels.triton_moe_persistent_host.grid_suits_one_launch`).
+* ``LYNX_MOE_CONFIG`` overrides fields per token range for benchmarks, e.g.
+  ``lynx bench decode --variant bm16="LYNX_MOE_CONFIG=33-64:block_m=16"`` (:func:`config_overrides`).
 * ``token_rows`` (opt-in, ``LYNX_MOE_TOKEN_ROWS=1``): the one-launch kernel without sorting
   (one block per active expert, row t = token t). 5-6 us faster per layer than sorted
   blocks at batch 16 with 24-41 Qwen3-30B-A3B experts in isolation, but the decode step
@@ -53,7 +55,9 @@ and the shapes are fixed per model anyway):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import functools
+import os
+from dataclasses import dataclass, fields, replace
 
 from lynx.kernels.env_flags import env_flag
 
@@ -120,7 +124,59 @@ class TritonMoEConfig:
         return replace(self, **changes)
 
 
+CONFIG_ENV = "LYNX_MOE_CONFIG"  # e.g. "33-64:block_m=16,align=kernel;1-16:stages1=4" (benchmarks)
+
+
+@functools.lru_cache(maxsize=64)
+def config_overrides(spec: str) -> tuple[tuple[int, int, tuple[tuple[str, object], ...]], ...]:
+    """``LYNX_MOE_CONFIG``: ``;``-separated ``LO-HI:field=value,...`` (token counts LO..HI
+    inclusive; ``N`` alone is ``N-N``) applied on top of :func:`default_config`, so that
+    ``lynx bench decode --variant`` can compare MoE launch configurations end to end. Values
+    take the field's type (``0``/``1`` for booleans, ``none`` for ``ctas_per_sm2``)."""
+    defaults = {f.name: f.default for f in fields(TritonMoEConfig)}
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        span, sep, body = part.partition(":")
+        lo, dash, hi = span.strip().partition("-")
+        if not sep or not lo.strip().isdigit() or (dash and not hi.strip().isdigit()):
+            raise ValueError(f"{CONFIG_ENV}: {part!r} is not LO-HI:field=value,... (e.g. 33-64:block_m=16)")
+        changes: dict[str, object] = {}
+        for item in filter(None, (i.strip() for i in body.split(","))):
+            name, eq, value = (x.strip() for x in item.partition("="))
+            if not eq or name not in defaults:
+                raise ValueError(f"{CONFIG_ENV}: {item!r} is not field=value with a field among {sorted(defaults)}")
+            default = defaults[name]
+            try:
+                if isinstance(default, bool):
+                    if value not in ("0", "1"):
+                        raise ValueError
+                    changes[name] = value == "1"
+                elif isinstance(default, str):
+                    changes[name] = value
+                elif default is None and value.lower() == "none":
+                    changes[name] = None
+                else:
+                    changes[name] = int(value)
+            except ValueError:
+                raise ValueError(f"{CONFIG_ENV}: bad value {value!r} for {name}") from None
+        out.append((int(lo), int(hi) if dash else int(lo), tuple(changes.items())))
+    return tuple(out)
+
+
 def default_config(num_tokens: int, hidden_size: int, intermediate_size: int) -> TritonMoEConfig:
+    """Decode-first defaults (module docstring), with any ``LYNX_MOE_CONFIG`` overrides
+    (:func:`config_overrides`) for this token count."""
+    cfg = _builtin_config(num_tokens, hidden_size, intermediate_size)
+    for lo, hi, changes in config_overrides(os.environ.get(CONFIG_ENV, "")):
+        if lo <= num_tokens <= hi:
+            try:
+                cfg = cfg.with_(**dict(changes))
+            except ValueError as exc:
+                raise ValueError(f"{CONFIG_ENV} {lo}-{hi} at {num_tokens} tokens: {exc}") from None
+    return cfg
+
+
+def _builtin_config(num_tokens: int, hidden_size: int, intermediate_size: int) -> TritonMoEConfig:
     """Decode-first defaults (module docstring); prefill-sized batches get larger tiles."""
     if num_tokens <= FUSED_MAX_TOKENS:  # 3 CTAs per SM, 3 stages: 1-4% faster at 15-44 experts
         # one launch unless LYNX_MOE_PERSISTENT=0 (read at each call, e.g. for `lynx bench decode --variant`)
