@@ -65,7 +65,7 @@ def test_config_overrides_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     from lynx.kernels.moe_config import config_overrides
 
     monkeypatch.delenv("LYNX_MOE_PERSISTENT", raising=False)
-    monkeypatch.setenv("LYNX_MOE_CONFIG", "33-64:block_m=16, align=kernel; 8:persistent=0,ctas_per_sm2=none")
+    monkeypatch.setenv("LYNX_MOE_CONFIG", " 33-64:block_m=16,align=kernel  8:persistent=0,ctas_per_sm2=none ")
     assert default_config(64, 2048, 768).block_m == 16 and default_config(32, 2048, 768).block_m == 16
     assert default_config(65, 2048, 768).block_m == 64  # outside every range: untouched
     assert not default_config(8, 2048, 768).persistent and default_config(9, 2048, 768).persistent

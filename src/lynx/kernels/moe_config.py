@@ -124,18 +124,19 @@ class TritonMoEConfig:
         return replace(self, **changes)
 
 
-CONFIG_ENV = "LYNX_MOE_CONFIG"  # e.g. "33-64:block_m=16,align=kernel;1-16:stages1=4" (benchmarks)
+CONFIG_ENV = "LYNX_MOE_CONFIG"  # e.g. "33-64:block_m=16,align=kernel 1-16:ctas_per_sm=2" (benchmarks)
 
 
 @functools.lru_cache(maxsize=64)
 def config_overrides(spec: str) -> tuple[tuple[int, int, tuple[tuple[str, object], ...]], ...]:
-    """``LYNX_MOE_CONFIG``: ``;``-separated ``LO-HI:field=value,...`` (token counts LO..HI
+    """``LYNX_MOE_CONFIG``: whitespace-separated ``LO-HI:field=value,...`` (token counts LO..HI
     inclusive; ``N`` alone is ``N-N``) applied on top of :func:`default_config`, so that
-    ``lynx bench decode --variant`` can compare MoE launch configurations end to end. Values
-    take the field's type (``0``/``1`` for booleans, ``none`` for ``ctas_per_sm2``)."""
+    ``lynx bench decode --variant`` (whose own separator is ``;``) can compare MoE launch
+    configurations end to end. Values take the field's type (``0``/``1`` for booleans,
+    ``none`` for ``ctas_per_sm2``)."""
     defaults = {f.name: f.default for f in fields(TritonMoEConfig)}
     out = []
-    for part in filter(None, (p.strip() for p in spec.split(";"))):
+    for part in spec.split():
         span, sep, body = part.partition(":")
         lo, dash, hi = span.strip().partition("-")
         if not sep or not lo.strip().isdigit() or (dash and not hi.strip().isdigit()):
