@@ -24,6 +24,7 @@ def test_pdl_needs_sm90_and_is_on_by_default(monkeypatch: pytest.MonkeyPatch) ->
     from lynx.kernels import pdl
 
     cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(pdl, "driver_version", lambda: 12080)
     monkeypatch.setattr(pdl, "interpreter_enabled", lambda: False)  # (this file may run under TRITON_INTERPRET=1)
     monkeypatch.delenv("LYNX_PDL", raising=False)
     monkeypatch.delenv("LYNX_PDL_WAIT_ONLY", raising=False)
@@ -51,6 +52,11 @@ def test_pdl_needs_sm90_and_is_on_by_default(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(pdl.torch.version, "hip", "6.2")  # ROCm: griddepcontrol is NVIDIA PTX
     assert not pdl.pdl_enabled(cuda)
     monkeypatch.setattr(pdl.torch.version, "hip", None)
+    monkeypatch.setattr(pdl, "driver_version", lambda: 12020)  # too old for PDL inside graph capture
+    assert not pdl.pdl_enabled(cuda)
+    for version in (12040, None):  # new enough, or unknown (assumed current)
+        monkeypatch.setattr(pdl, "driver_version", lambda v=version: v)
+        assert pdl.pdl_enabled(cuda)
     monkeypatch.delenv("LYNX_PDL_WAIT_ONLY", raising=False)
     monkeypatch.setenv("LYNX_PDL", "wait")
     assert {pdl.pdl_launch(cuda, kind)["PDL"] for kind in pdl.KINDS} == {2}
@@ -138,3 +144,21 @@ def test_every_kernel_launched_with_pdl_takes_it() -> None:
                      if head in vars(m))
         kernel = eval(name, scope)  # noqa: S307 (a name or attribute taken from our own source)
         assert "PDL" in kernel.arg_names, f"{module}: {name} is launched with PDL but has no PDL parameter"
+
+
+def test_driver_version_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lynx.kernels.cuda_driver as cd
+
+    class Driver:
+        @staticmethod
+        def cuDriverGetVersion(version: object) -> int:  # noqa: N802 (driver API name)
+            version._obj.value = 12080  # ctypes.byref(...)._obj is the c_int
+            return 0
+
+    cd.driver_version.cache_clear()
+    monkeypatch.setattr(cd, "libcuda", lambda: Driver())
+    assert cd.driver_version() == 12080
+    cd.driver_version.cache_clear()
+    monkeypatch.setattr(cd, "libcuda", lambda: None)
+    assert cd.driver_version() is None
+    cd.driver_version.cache_clear()

@@ -80,9 +80,9 @@ def test_one_launch_only_where_the_n_tiles_fit_half_a_wave() -> None:
 @needs_triton
 @compiled_only
 def test_driver_residency_falls_back_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lynx.kernels.triton_moe_persistent_host as ph
+    import lynx.kernels.cuda_driver as ph
 
-    monkeypatch.setattr(ph, "_libcuda", lambda: None)
+    monkeypatch.setattr(ph, "libcuda", lambda: None)
     assert ph.driver_resident_ctas(1234, 128, 40960) is None  # no driver library: the hand count decides
 
     class FailingDriver:
@@ -96,9 +96,9 @@ def test_driver_residency_falls_back_to_none(monkeypatch: pytest.MonkeyPatch) ->
             blocks._obj.value = 3  # ctypes.byref(...)._obj is the c_int
             return 0
 
-    monkeypatch.setattr(ph, "_libcuda", lambda: FailingDriver())
+    monkeypatch.setattr(ph, "libcuda", lambda: FailingDriver())
     assert ph.driver_resident_ctas(1234, 128, 40960) is None
-    monkeypatch.setattr(ph, "_libcuda", lambda: Driver())
+    monkeypatch.setattr(ph, "libcuda", lambda: Driver())
     assert ph.driver_resident_ctas(1234, 128, 40960) == 3
 
 

@@ -32,7 +32,8 @@ with every kernel triggering early a Qwen3-30B-A3B decode step was 2-3% faster a
 and 64 but 1-2% slower at 16 (the one-launch MoE started early behind the routing kernel);
 with routing and norms wait-only it was 1.00-1.01x of no PDL at batch 1, 16 and 64 for top-k
 and LYNX, never slower (docs/performance.md section 9). PDL needs a CUDA device of compute
-capability 9.0 or newer and is never used by Triton's interpreter.
+capability 9.0 or newer and a driver for CUDA 12.4 or newer (``MIN_DRIVER``; a conservative
+bound for PDL inside graph capture), and is never used by Triton's interpreter.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import os
 
 import torch
 
+from lynx.kernels.cuda_driver import driver_version
 from lynx.kernels.triton_interpret import interpreter_enabled
 
 PDL_ENV = "LYNX_PDL"
@@ -49,6 +51,7 @@ PDL_VALUES = {"0": 0, "1": 1, "wait": 2}
 WAIT_ONLY_ENV = "LYNX_PDL_WAIT_ONLY"  # comma-separated kernel kinds that never trigger early
 WAIT_ONLY_DEFAULT = "routing,norm"  # measured (module doc); "" = every kind triggers early
 KINDS = ("norm", "gemm", "attention", "rope", "routing", "moe")
+MIN_DRIVER = 12040  # programmatic launches captured into CUDA graphs: CUDA 12.4 drivers and newer
 
 
 @functools.cache
@@ -68,6 +71,9 @@ def pdl_mode(device: torch.device, kind: str = "") -> int:
         raise ValueError(f"unknown kernel kind {kind!r}; expected one of {KINDS}")
     if (PDL_VALUES[value] == 0 or device.type != "cuda" or interpreter_enabled() or torch.version.hip is not None
             or _capability(device)[0] < 9):  # griddepcontrol is PTX for sm_90+ (not ROCm)
+        return 0
+    version = driver_version()
+    if version is not None and version < MIN_DRIVER:  # (unknown: assume a current driver)
         return 0
     wait_only = [k.strip() for k in os.environ.get(WAIT_ONLY_ENV, WAIT_ONLY_DEFAULT).split(",") if k.strip()]
     unknown = set(wait_only) - set(KINDS)

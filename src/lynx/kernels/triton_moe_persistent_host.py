@@ -7,13 +7,12 @@ resident at once; :func:`lynx.kernels.triton_moe.fused_experts_triton` calls
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import warnings
 
 import torch
 import triton
 
+from lynx.kernels.cuda_driver import driver_resident_ctas
 from lynx.kernels.moe_config import TritonMoEConfig
 from lynx.kernels.pdl import pdl_launch
 from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
@@ -61,27 +60,6 @@ def resident_ctas(n_regs: int, shared: int, warps: int, smem_per_sm: int, thread
     by_regs = (regs_per_sm // regs_per_warp) // warps
     by_smem = smem_per_sm // (shared + 1024)
     return min(32, threads_per_sm // (32 * warps), by_regs, by_smem)
-
-
-@functools.cache
-def _libcuda() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return None
-
-
-def driver_resident_ctas(function: int, threads: int, shared: int) -> int | None:
-    """The driver's own count (``cuOccupancyMaxActiveBlocksPerMultiprocessor``) of CTAs of a
-    loaded kernel (``CUfunction`` handle) that fit on an SM at once; None without libcuda.
-    The hand count :func:`resident_ctas` can miss a rule of a new architecture; the driver cannot."""
-    lib = _libcuda()
-    if lib is None:
-        return None
-    blocks = ctypes.c_int(0)
-    rc = lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(
-        ctypes.byref(blocks), ctypes.c_void_p(function), ctypes.c_int(threads), ctypes.c_size_t(shared))
-    return int(blocks.value) if rc == 0 else None
 
 
 _residency: dict[tuple, int] = {}  # (device, launch constants) -> CTAs per SM that fit (host-side cache)
