@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ VARIANTS = {"skinny": {"LYNX_PDL": "0", "LYNX_DENSE_GEMM": "skinny"}, "pdl": {"L
 
 def child(args: argparse.Namespace) -> None:
     import torch
+    from gpu_cuda_graphs import decode_ms  # sibling script (this directory is on sys.path)
 
     from lynx import LLM, SamplingParams
 
@@ -55,8 +55,7 @@ def child(args: argparse.Namespace) -> None:
         for batch in batches:
             llm.reset_stats()
             tokens = [o.token_ids for o in llm.generate(prompts[:batch], params)]
-            steps = [s.duration_s for s in llm.step_stats() if s.phase == "decode"]
-            out[f"{routing}:{batch}"] = dict(tokens=tokens, step_ms=1e3 * statistics.median(steps[2:] or steps))
+            out[f"{routing}:{batch}"] = dict(tokens=tokens, step_ms=decode_ms(llm))
     with open(args.child_out, "w") as f:
         json.dump(out, f)
 

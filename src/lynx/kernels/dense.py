@@ -24,8 +24,8 @@ DENSE_GEMM_ENV = "LYNX_DENSE_GEMM"
 DENSE_GEMMS = ("auto", "cublas", "skinny")
 
 
-def dense_gemm_choice(x: torch.Tensor) -> str:
-    """``"cublas"`` or ``"skinny"`` for a projection of ``x`` (see the module doc)."""
+def dense_gemm_choice() -> str:
+    """``"cublas"`` or ``"skinny"`` for the dense projections (see the module doc)."""
     choice = os.environ.get(DENSE_GEMM_ENV, "auto") or "auto"
     if choice not in DENSE_GEMMS:
         raise ValueError(f"{DENSE_GEMM_ENV}={choice!r}: expected one of {DENSE_GEMMS}")
@@ -34,7 +34,7 @@ def dense_gemm_choice(x: torch.Tensor) -> str:
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x @ weight^T + bias`` (``nn.Linear`` layout) through the GEMM :func:`dense_gemm_choice` picks."""
-    if x.is_cuda and dense_gemm_choice(x) == "skinny":
+    if x.is_cuda and dense_gemm_choice() == "skinny":
         from lynx.kernels.dispatch import triton_available
         from lynx.kernels.skinny_gemm import skinny_linear_triton, supports
 

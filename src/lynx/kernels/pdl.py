@@ -82,11 +82,6 @@ def pdl_mode(device: torch.device, kind: str = "") -> int:
     return 2 if kind in wait_only else PDL_VALUES[value]
 
 
-def pdl_enabled(device: torch.device) -> bool:
-    """Whether kernels launched now on ``device`` use PDL (see the module doc)."""
-    return pdl_mode(device) > 0
-
-
 def pdl_launch(device: torch.device, kind: str) -> dict[str, int | bool]:
     """Keyword arguments of a Triton launch of a kernel of ``kind`` with a ``PDL`` constexpr:
     ``PDL`` (:func:`pdl_mode`) and ``launch_pdl`` (the launch attribute), on or off together."""
