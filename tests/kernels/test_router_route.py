@@ -176,7 +176,7 @@ def test_fused_router_routes_with_select_experts_constexprs(policy: str, t: int,
     from lynx.kernels import routing_kernels as rk
     from lynx.kernels import skinny_gemm as sg
     from lynx.kernels.router_route import router_select_triton
-    from lynx.kernels.routing_triton import select_experts_triton
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG, select_experts_triton
 
     route, fused = _Recorder(), _Recorder()
     monkeypatch.setattr(rk, "route_kernel", route)
@@ -189,7 +189,8 @@ def test_fused_router_routes_with_select_experts_constexprs(policy: str, t: int,
     lay = _tally(tally, n, k, t)
     lay = lay and lay.layer(0)
     x, w = torch.randn(t, h).to(dtype), torch.randn(n, h).to(dtype)
-    select_experts_triton(torch.randn(t, n).to(dtype), k, policy, "softmax", True, valid, params, tally=lay)
+    single = DEFAULT_CONFIG.with_(coop_min_rows=0)  # the plans of the fused router's last program
+    select_experts_triton(torch.randn(t, n).to(dtype), k, policy, "softmax", True, valid, params, single, tally=lay)
     router_select_triton(x, w, k, policy, "softmax", True, valid, params, lay, reason_checked=True)
     (route_args, route_meta), = route.calls
     (fused_args, fused_meta), = fused.calls

@@ -116,7 +116,7 @@ def test_kernel_config_from_the_environment_is_validated() -> None:
 @needs_triton
 @outer_only
 def test_launch_plans_follow_the_measured_crossovers() -> None:
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, plan_is_fused
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG, plan_is_fused, routing_plan
 
     fused = {p: [t for t in (1, 8, 9, 16, 32, 33, 64) if plan_is_fused(t, 128, p, DEFAULT_CONFIG)]
              for p in ("topk", "lynx", "oea")}
@@ -124,6 +124,29 @@ def test_launch_plans_follow_the_measured_crossovers() -> None:
     assert (DEFAULT_CONFIG.block_rows, DEFAULT_CONFIG.block_rows_large) == (1, 4)
     assert not plan_is_fused(16, 128, "oea", DEFAULT_CONFIG.with_(oea_fused_max_rows=8))
     assert plan_is_fused(16, 128, "oea", DEFAULT_CONFIG.with_(oea_fused_max_rows=16))
+    # the cooperative plan from 8 rows (H200, section 10); the single program below it
+    cpu = torch.device("cpu")
+    plans = {p: [routing_plan(t, 128, p, DEFAULT_CONFIG, cpu) for t in (1, 7, 8, 64, 1024)] for p in ("topk", "lynx", "oea")}
+    assert plans == {"topk": ["topk"] * 5, "lynx": ["fused", "fused", "coop", "coop", "coop"],
+                     "oea": ["fused", "fused", "coop", "coop", "coop"]}
+    off = DEFAULT_CONFIG.with_(coop_min_rows=0)
+    assert [routing_plan(t, 128, "lynx", off, cpu) for t in (8, 64)] == ["fused", "split"]
+
+
+@needs_triton
+@outer_only
+def test_cooperative_grid_keeps_every_program_resident() -> None:
+    from lynx.kernels.routing_coop import COOP_SLOTS, coop_grid, workspace_slots
+
+    assert coop_grid(64, 128, 1, 16384, 132) == (1, 64)  # one row per program, one program per SM
+    assert coop_grid(132, 128, 1, 16384, 132) == (1, 132)
+    assert coop_grid(133, 128, 1, 16384, 132) == (2, 67)  # rows per program grow to stay within the SMs
+    assert coop_grid(1024, 128, 1, 16384, 132) == (8, 128)
+    assert coop_grid(100, 128, 4, 16384, 132) == (4, 25)
+    assert coop_grid(100, 128, 3, 16384, 132) == (4, 25)  # BT is a power of two
+    assert coop_grid(65536, 256, 1, 16384, 132) is None  # the tile would not fit: another plan
+    assert coop_grid(65536, 128, 1, 16384, None) == (1, 65536)  # the interpreter: no residency limit
+    assert workspace_slots(256) <= COOP_SLOTS
 
 
 @needs_triton
@@ -170,6 +193,31 @@ def test_kernels_compile_for_sm90() -> None:
         assert kernel.metadata.shared <= 232448
         if constexprs["N"] == 128:  # rows load as vectors (no per-column mask)
             assert re.search(r"ld\.global(\.nc)?\.v[24]\.b32", kernel.asm["ptx"]), (fn, constexprs)
+    from lynx.kernels.routing_coop import coop_route_kernel
+
+    coop_sig = {**{k: v for k, v in route_sig.items() if k not in ("parts_ptr", "num_parts", "ACTIVE")},
+                "sums_ptr": "*i64", "ws_ptr": "*i32", "PHASE": "constexpr", "POLICY": "constexpr"}
+    params = list(coop_route_kernel.arg_names)  # the kernel's order
+    coop_sig = {name: coop_sig[name] for name in params if name in coop_sig}
+    coop = dict(qwen3, **score, PHASE=0, BT=1)
+    coop_builds = [(coop_route_kernel, coop_sig, dict(coop, POLICY=rk.LYNX), 1),
+                   (coop_route_kernel, coop_sig, dict(coop, POLICY=rk.OEA, RESORT=True, TALLY=rk.TALLY_MARKS), 1),
+                   (coop_route_kernel, coop_sig, dict(coop, POLICY=rk.LYNX, BT=8, WIDE=True), 4)]
+    for fn, sig, constexprs, warps in coop_builds:
+        aligned = {(i,): [["tt.divisibility", 16]] for i, (name, ty) in enumerate(sig.items())
+                   if ty.startswith("*") or name == "stride_t"}
+        kernel = triton_compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=aligned),
+                                target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=1))
+        ptx = kernel.asm["ptx"]
+        # the grid barriers: a release arrival, an acquire spin, one or two of them (LYNX / OEA)
+        barriers = 2 if constexprs["POLICY"] == rk.LYNX else 1
+        assert len(re.findall(r"atom\.global\.gpu\.release\.add\.u32", ptx)) == barriers, constexprs
+        assert len(re.findall(r"ld\.global\.gpu\.acquire\.b32", ptx)) == barriers, constexprs
+        assert re.search(r"atom\.global\.gpu\.acq_rel\.add\.u32", ptx)  # the exit counter
+        assert len(re.findall(r"ld\.global\.cg", ptx)) >= 1  # the other programs' sums / set, from L2
+        assert kernel.metadata.shared <= 232448
+    builds += coop_builds
+
     from lynx.testing.ptx import assert_pdl_waits_first
 
     for fn, sig, constexprs, warps in builds[::3]:  # with programmatic dependent launch (trigger, then wait)
@@ -287,8 +335,10 @@ def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.Mo
     monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
     want = ExpertTally(1, n, k, torch.device("cpu"))
     want_w, want_ids = select_experts(logits, k, policy, scoring, renorm, valid, tally=want.layer(0), **params)
+    coop = not fused and (t + n) % 2 == 0  # the other unfused cases run the split plan
     cfg = RoutingKernelConfig(fused_max_rows=64 if fused else 0, oea_fused_max_rows=64 if fused else 0,
-                              block_rows=(1, 2, 4)[t % 3], lynx_pack64=t % 2 == 1)
+                              block_rows=(1, 2, 4)[t % 3], lynx_pack64=t % 2 == 1,
+                              coop_min_rows=1 if coop else 0, coop_block_rows=(1, 2, 4)[(t + 1) % 3])
     p = resolve_params(policy, params, n, k)
     got = ExpertTally(1, n, k, torch.device("cpu"))  # both rows marked in the kernel
     got_w, got_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg, tally=got.layer(0))
@@ -303,6 +353,9 @@ def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.Mo
     assert torch.equal(kept.hits, want.hits)
     no_tally_w, no_tally_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg)
     assert torch.equal(no_tally_ids, got_ids) and torch.equal(no_tally_w, got_w)
+    from lynx.kernels.routing_coop import coop_workspace
+
+    assert not coop_workspace(logits.device).any()  # every call leaves the cooperative workspace zero
 
 
 @interp_only

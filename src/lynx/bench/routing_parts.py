@@ -62,14 +62,17 @@ def part_exact(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, dev
     plans = {"default": None,
              "fused": RoutingKernelConfig(fused_max_rows=256, oea_fused_max_rows=256, fused_max_elems=1 << 16),
              "split": RoutingKernelConfig(fused_max_rows=0, oea_fused_max_rows=0),
-             "fused-w16": RoutingKernelConfig(fused_max_rows=64, oea_fused_max_rows=64, fused_warps=16)}
+             "fused-w16": RoutingKernelConfig(fused_max_rows=64, oea_fused_max_rows=64, fused_warps=16),
+             "coop": RoutingKernelConfig(coop_min_rows=1), "coop-bt4": RoutingKernelConfig(coop_min_rows=1, coop_block_rows=4),
+             "no-coop": RoutingKernelConfig(coop_min_rows=0)}
     # Each new shape costs a Triton compile (~0.5-1 s): shuffled, so that a budget stop
     # still leaves every batch size, shape and policy covered by some case.
     cases = [(t, s, p) for t in rows for s in shapes for p in ("topk", "lynx", "oea")]
     rng.shuffle(cases)
     for i, (t, (n, k), policy) in enumerate(cases):
-        if ctx.left() < 0:
-            return ctx.record(kind="note", what=f"exact stopped after {i} of {len(cases)} cases: budget")
+        if ctx.left() < 0:  # the dispatch and graph-replay checks below still run
+            ctx.record(kind="note", what=f"exact stopped after {i} of {len(cases)} cases: budget")
+            break
         params = {"lynx": {"alpha": rng.choice([1.1, 3.0]), "beta": rng.choice([1, 2, 4])},
                   "oea": {"k0": rng.randint(1, k)}, "topk": {}}[policy]
         scoring, renorm = rng.choice(["softmax", "sigmoid"]), rng.random() < 0.6
@@ -86,9 +89,11 @@ def part_exact(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, dev
                 ctx.record(kind="exact", policy=policy, T=t, N=n, k=k, plan=name, scoring=scoring, renorm=renorm,
                        logits=kind, dtype=str(z.dtype).split(".")[-1], pad=pad, ok=ok, w_rel_err=err, **params)
     # select_experts' own dispatch on the device, determinism, and graph replay on new logits
-    t, n, k = (5, 16, 4) if args.dry_run else (64, 128, 8)
-    z, valid = make_inputs(torch, 7, t, n, "skewed", "tail", device)
-    for policy in ("lynx", "oea"):
+    # (T=64 and 16: the cooperative plan, whose grid barriers must also hold inside a graph)
+    checks = [(9, "lynx"), (9, "oea"), (5, "lynx")] if args.dry_run else [(64, "lynx"), (64, "oea"), (16, "lynx")]
+    for t, policy in checks:
+        n, k = (16, 4) if args.dry_run else (128, 8)
+        z, valid = make_inputs(torch, 7, t, n, "skewed", "tail", device)
         want = torch_ref(z, k, policy, "softmax", True, valid, {})
         got = select_experts(z, k, policy, "softmax", True, valid)
         ok, err = compare(torch, got, want)
@@ -155,23 +160,28 @@ def part_time(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, devi
     from lynx.routing.config import resolve_params
 
     n, k = (16, 4) if args.dry_run else (128, 8)
-    rows = (1, 4) if args.dry_run else (1, 16, 32, 64, 128)
+    rows = (1, 4) if args.dry_run else (1, 4, 8, 16, 32, 64, 128)
     calls, replays = (2, 2) if args.dry_run else (LAYERS, 20)
     fused = dict(fused_max_rows=256, oea_fused_max_rows=256, fused_max_elems=1 << 16)
     split4 = dict(fused_max_rows=0, oea_fused_max_rows=0, block_rows=4)
-    # most informative first (each new shape costs a compile): the plan crossover, then the
-    # single program's warps (8 and 16: rows per warp at T=16..64). Pack64 and the active
-    # kernel's warps were measured in earlier runs (docs/performance.md sections 5 and 8).
-    variants = {"default": {}, "fused": fused, "split4": split4, "split1": dict(split4, block_rows=1),
-                "fused-w8": dict(fused, fused_warps=8), "fused-w16": dict(fused, fused_warps=16)}
+    # most informative first (each new shape costs a compile): the plan crossovers (cooperative,
+    # single program, split), then the cooperative plan's rows and warps per program. The single
+    # program's warps, pack64 and the active kernel's warps were measured in earlier runs
+    # (docs/performance.md sections 5 and 8).
+    no_coop = dict(coop_min_rows=0)
+    variants = {"default": {}, "coop": dict(coop_min_rows=2), "fused": dict(fused, **no_coop),
+                "split1": dict(split4, block_rows=1, **no_coop), "coop-w2": dict(coop_min_rows=2, coop_warps=2),
+                "coop-bt2": dict(coop_min_rows=2, coop_block_rows=2), "coop-pack64": dict(coop_min_rows=2, lynx_pack64=True),
+                "split4": dict(split4, **no_coop)}
     inputs = {}
     for t in rows:
         z, valid = make_inputs(torch, 3, t, n, "skewed", "tail", device)
         inputs[t] = (z.to(torch.bfloat16), valid)
     # torch and the default plan everywhere first, then the variants (budget permitting)
     jobs = [(t, policy, name) for name in variants for t in rows for policy in ("topk", "lynx", "oea")
-            if not (policy == "topk" and name.startswith("fused"))
-            and not (name.startswith("fused") and t > 64) and not (t == 1 and "-w" in name)]
+            if not (policy == "topk" and name not in ("default", "split1", "split4"))
+            and not (name.startswith("fused") and t > 64) and not (t == 1 and "-" in name)
+            and not (name.startswith("coop") and (t == 1 or (policy == "oea" and "pack64" in name)))]
     jobs = [(t, policy, "torch") for t in rows for policy in ("topk", "lynx", "oea")] + jobs
     for t, policy, name in jobs:
         if ctx.left() < 0:

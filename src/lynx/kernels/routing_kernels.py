@@ -93,7 +93,8 @@ def _union_of_parts(parts_ptr, num_parts, cols, BN: tl.constexpr, PART_CHUNK: tl
     active = tl.zeros([BN], tl.int32)
     for p0 in range(0, num_parts, PART_CHUNK):
         p = p0 + tl.arange(0, PART_CHUNK)  # [PART_CHUNK]
-        part = tl.load(parts_ptr + p[:, None] * BN + cols[None, :], mask=p[:, None] < num_parts, other=0)
+        part = tl.load(parts_ptr + p[:, None] * BN + cols[None, :], mask=p[:, None] < num_parts, other=0,
+                       cache_modifier=".cg")  # L2: written by other programs
         active = tl.maximum(active, tl.max(part.to(tl.int32), axis=0))
     return active
 
@@ -136,9 +137,29 @@ def route_rows(
     else:  # NONE: plain top-k
         active = tl.zeros([BN], tl.int32)
 
+    route_loaded(
+        z, raw, ok, key, rows, cols, active, logits_ptr, valid_ptr, weights_ptr, ids_ptr, hits_ptr, kept_ptr,
+        pid, T, stride_t, stride_n, N, HAS_VALID, ACTIVE == 0, TALLY, KEY16, SOFTMAX, RENORM, RESORT,
+        K, KP, BT, BN, CHUNK,
+    )
+
+
+@triton.jit
+def route_loaded(
+    z, raw, ok, key, rows, cols,  # the block's [BT, BN] logits (float32, raw), [BT] valid, keys, indices
+    active,  # [BN] int32 0/1: the batch's active set (all 0: plain top-k)
+    logits_ptr, valid_ptr, weights_ptr, ids_ptr, hits_ptr, kept_ptr,
+    pid, T, stride_t, stride_n,
+    N: tl.constexpr, HAS_VALID: tl.constexpr, PLAIN_TOPK: tl.constexpr, TALLY: tl.constexpr,
+    KEY16: tl.constexpr, SOFTMAX: tl.constexpr, RENORM: tl.constexpr, RESORT: tl.constexpr,
+    K: tl.constexpr, KP: tl.constexpr, BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
+):
+    """The common end of every plan for row block ``pid`` once the active set is known:
+    remap, weights, padding rows, stores and the tally (also the cooperative plan's last phase,
+    :mod:`lynx.kernels.routing_coop`)."""
     lo, ids = remap_slots(key, active, cols, N, K, KP, KEY16, RESORT)  # [BT, KP] best first
     dtype = logits_ptr.dtype.element_ty
-    weights = slot_weights(z, key, lo, cols, dtype, K, KP, KEY16, SOFTMAX, RENORM, ACTIVE == 0)
+    weights = slot_weights(z, key, lo, cols, dtype, K, KP, KEY16, SOFTMAX, RENORM, PLAIN_TOPK)
 
     if HAS_VALID:
         # Padding rows: weight 0 and the ids of the first valid row (row 0 if none is valid).
@@ -166,7 +187,7 @@ def route_rows(
         if TALLY == 2:  # TALLY_LOGITS
             kept = rows[:, None].to(tl.int64) * N + cols[None, :]  # [BT, BN]
             tl.store(kept_ptr + kept, z, mask=(rows[:, None] < T) & (cols[None, :] < N))
-        elif ACTIVE == 0:
+        elif PLAIN_TOPK:
             tl.store(hits_ptr + ids, one, mask=store & ok[:, None])  # plain top-k: before == after
         else:  # an extra selection pass; the engine keeps the logits instead (TALLY_LOGITS)
             before = union_of_rows(oea_base(key, cols, K, KP, KEY16), ok)  # [BN] own top-K, valid rows

@@ -6,14 +6,16 @@
 parameter depends only on Python values (``T``, ``N``, ``k``, the policy's parameters),
 nothing reads the device, so the call can be captured in a CUDA graph.
 
-Plans (see :mod:`lynx.kernels.routing_kernels`): LYNX batches of at most ``fused_max_rows``
-rows (OEA: ``oea_fused_max_rows``) run as one program (one launch); larger ones as
-``active_kernel`` + ``route_kernel`` over blocks of ``block_rows`` rows. Plain top-k is one
-launch of ``route_kernel`` over row blocks. Defaults from ``lynx bench routing`` on the H200
-(docs/performance.md section 8, N=128, k=8): one row per program beats four for top-k
-(2.26 vs 3.68 µs at T=16, 2.39 vs 3.77 at 64) and for the split plans (LYNX T=64: 11.3 vs
-12.4); OEA's split plan beats its single program from T=16 (5.05 vs 5.63 µs), LYNX's only
-above 32 rows. OEA between 2 and 15 rows was not measured; 8 splits the difference.
+Plans (see :mod:`lynx.kernels.routing_kernels` and :mod:`lynx.kernels.routing_coop`): LYNX
+and OEA batches of at least ``coop_min_rows`` rows run the cooperative plan (one launch, a row
+block per program, grid barriers); smaller LYNX batches of at most ``fused_max_rows`` rows (OEA:
+``oea_fused_max_rows``) run as one program; the rest as ``active_kernel`` + ``route_kernel``
+over blocks of ``block_rows`` rows. Plain top-k is one launch of ``route_kernel`` over row
+blocks. Defaults from ``lynx bench routing`` on the H200 (N=128, k=8): one row per program
+beats four for top-k (2.26 vs 3.68 µs at T=16, section 8 of docs/performance.md); the
+cooperative plan beats the single program from 8 rows (LYNX 5.17 vs 5.46 µs, OEA 3.84 vs
+4.00; at 4 rows 5.20 vs 4.83) and the split plan everywhere above (LYNX T=64: 6.95 vs
+10.89 µs; OEA 4.25 vs 5.52), with one row and one warp per program (section 10).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import triton
 
 from lynx.kernels import routing_kernels as rk
 from lynx.kernels.pdl import pdl_launch
+from lynx.kernels.routing_coop import coop_grid, coop_route, max_coop_programs
 from lynx.kernels.routing_tiles import next_pow2
 from lynx.routing.tally import LayerTally
 
@@ -46,16 +49,20 @@ class RoutingKernelConfig:
     fused_warps: int = 0  # warps of the fused program (0: from its tile size, at most 4 up to 16 rows)
     active_warps: int = 0  # warps of active_kernel for LYNX (0: from its chunk size)
     lynx_pack64: bool = False  # LYNX picks on one int64 key (16-bit logits only), see lynx_picks
+    coop_min_rows: int = 8  # LYNX/OEA batches of at least this many rows run the cooperative plan (0: never)
+    coop_block_rows: int = 1  # its rows per program (more where programs would outnumber the SMs)
+    coop_warps: int = 0  # its warps per program (0: from the tile size)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name != "lynx_pack64" and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"RoutingKernelConfig.{f.name} must be an integer >= 0, got {value!r}")
-        if min(self.block_rows, self.block_rows_large, self.warps_per_row_elems, self.chunk_elems) < 1:
-            raise ValueError("RoutingKernelConfig: block_rows, block_rows_large, warps_per_row_elems and "
-                             "chunk_elems must be >= 1")
-        for name in ("fused_warps", "active_warps"):
+        if min(self.block_rows, self.block_rows_large, self.warps_per_row_elems, self.chunk_elems,
+               self.coop_block_rows) < 1:
+            raise ValueError("RoutingKernelConfig: block_rows, block_rows_large, warps_per_row_elems, "
+                             "chunk_elems and coop_block_rows must be >= 1")
+        for name in ("fused_warps", "active_warps", "coop_warps"):
             if getattr(self, name) not in (0, 1, 2, 4, 8, 16, 32):
                 raise ValueError(f"RoutingKernelConfig.{name} must be 0 (automatic) or a power of two up to 32")
 
@@ -110,6 +117,18 @@ def _fused_warps(rows: int, cols: int, cfg: RoutingKernelConfig) -> int:
 def _alpha_bits(alpha: float) -> int:
     """float64 bits of ``alpha`` as a signed int64: Triton would round a float arg to fp32."""
     return struct.unpack("<q", struct.pack("<d", float(alpha)))[0]
+
+
+def routing_plan(num_rows: int, num_experts: int, policy: str, cfg: RoutingKernelConfig,
+                 device: torch.device) -> str:
+    """``"topk"`` (plain top-k), ``"coop"`` (:mod:`lynx.kernels.routing_coop`, one launch of many
+    programs), ``"fused"`` (one program) or ``"split"`` (two launches) for a call of this shape."""
+    if policy == "topk":
+        return "topk"
+    if 0 < cfg.coop_min_rows <= num_rows and coop_grid(num_rows, next_pow2(num_experts), cfg.coop_block_rows,
+                                                        cfg.fused_max_elems, max_coop_programs(device)) is not None:
+        return "coop"
+    return "fused" if plan_is_fused(num_rows, num_experts, policy, cfg) else "split"
 
 
 def plan_is_fused(num_rows: int, num_experts: int, policy: str, cfg: RoutingKernelConfig) -> bool:
@@ -203,7 +222,15 @@ def select_experts_triton(
     scan = max(1, 4096 // bn)  # route_kernel scans 32 partial sets / mask rows per step at N=128
     strides = (logits.stride(0), logits.stride(1))
 
-    if plan_is_fused(t, n, policy, cfg):
+    plan = routing_plan(t, n, policy, cfg, dev)
+    if plan == "coop":
+        grid = coop_grid(t, bn, cfg.coop_block_rows, cfg.fused_max_elems, max_coop_programs(dev))
+        warps = cfg.coop_warps or _warps(grid[0] * bn, cfg)
+        if coop_route(logits, valid_arg, weights, ids, hits, kept, alpha_bits, rk.LYNX if policy == "lynx" else rk.OEA,
+                      common, route, grid, warps, chunk):
+            return weights, ids
+        plan = "fused" if plan_is_fused(t, n, policy, cfg) else "split"  # no workspace yet (graph capture)
+    if plan == "fused":
         bt = next_pow2(t)
         mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
         rk.route_kernel[(1,)](
