@@ -77,6 +77,16 @@ def test_dense_gemm_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LYNX_DENSE_GEMM", "cutlass")
     with pytest.raises(ValueError, match="LYNX_DENSE_GEMM='cutlass'"):
         dense_gemm_choice()
+    monkeypatch.setenv("LYNX_DENSE_GEMM", "skinny: router, o_proj")  # per projection, for A/B runs
+    assert [dense_gemm_choice(kind) for kind in ("qkv", "o_proj", "router", "mlp", None)] == \
+        ["cublas", "skinny", "skinny", "cublas", "cublas"]
+    for bad in ("skinny:", "skinny:lm_head", "cublas:router", "auto:qkv"):
+        monkeypatch.setenv("LYNX_DENSE_GEMM", bad)
+        with pytest.raises(ValueError, match="skinny:KIND"):
+            dense_gemm_choice("qkv")
+    monkeypatch.delenv("LYNX_DENSE_GEMM")
+    with pytest.raises(ValueError, match="projection kind 'lm_head'"):
+        dense_linear(torch.zeros(1, 4), torch.zeros(2, 4), kind="lm_head")
 
 
 @pytest.mark.parametrize("choice", ["auto", "cublas", "skinny"])

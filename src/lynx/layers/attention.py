@@ -82,7 +82,7 @@ class Attention(nn.Module):
 
     def forward(self, positions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[0]
-        qkv = dense_linear(x, self.qkv_proj.weight, self.qkv_proj.bias)  # [T, (Hq + 2 Hkv) D]
+        qkv = dense_linear(x, self.qkv_proj.weight, self.qkv_proj.bias, "qkv")  # [T, (Hq + 2 Hkv) D]
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         if self.qk_norm == "full":  # OLMoE normalises over all heads before the split
             q, k = self.q_norm(q), self.k_norm(k)
@@ -106,7 +106,7 @@ class Attention(nn.Module):
                 self.k_norm.weight if per_head else None, self.q_norm.eps if per_head else 0.0,
                 self.scale, self.window,
             )
-            return dense_linear(o.reshape(t, self.q_size), self.o_proj.weight, self.o_proj.bias)  # [T, H]
+            return dense_linear(o.reshape(t, self.q_size), self.o_proj.weight, self.o_proj.bias, "o_proj")  # [T, H]
         q, k = self.rotary(
             positions, q, k, self.q_norm.weight if per_head else None, self.k_norm.weight if per_head else None,
             self.q_norm.eps if per_head else 0.0,
@@ -121,4 +121,4 @@ class Attention(nn.Module):
             o = paged_decode_attention(
                 q, self.k_cache, self.v_cache, ctx.block_tables, ctx.context_lens, self.scale, self.window
             )
-        return dense_linear(o.reshape(t, self.q_size), self.o_proj.weight, self.o_proj.bias)  # [T, H]
+        return dense_linear(o.reshape(t, self.q_size), self.o_proj.weight, self.o_proj.bias, "o_proj")  # [T, H]

@@ -33,6 +33,6 @@ class GatedMLP(nn.Module):
         self.act = get_activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate_up = dense_linear(x, self.gate_up_proj.weight, self.gate_up_proj.bias)  # [T, 2I]
+        gate_up = dense_linear(x, self.gate_up_proj.weight, self.gate_up_proj.bias, "mlp")  # [T, 2I]
         gate, up = gate_up.split(self.intermediate, dim=-1)  # [T, I] each
-        return dense_linear(self.act(gate) * up, self.down_proj.weight, self.down_proj.bias)  # [T, H]
+        return dense_linear(self.act(gate) * up, self.down_proj.weight, self.down_proj.bias, "mlp")  # [T, H]

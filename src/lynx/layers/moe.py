@@ -89,7 +89,7 @@ class SparseMoE(nn.Module):
         tally = ctx.expert_tally.layer(self.moe_index) if ctx.expert_tally is not None else None
         routed = self._fused_route(x, policy, params, ctx.valid, tally)
         if routed is None:
-            logits = dense_linear(x, self.gate.weight, self.gate.bias)  # [T, E]
+            logits = dense_linear(x, self.gate.weight, self.gate.bias, "router")  # [T, E]
             routed = select_experts(
                 logits, self.top_k, policy=policy, scoring=self.scoring,
                 renormalize=self.renormalize, valid=ctx.valid, tally=tally, **params,
