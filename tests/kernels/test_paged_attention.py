@@ -159,11 +159,11 @@ def launch_cases() -> int:
         assert calls == [], "the one-launch path launched the reduce kernel"
         two = pat.paged_decode_attention_triton(*case.args(), 0.25, None, config=small.with_(fused_reduce=False))
         assert calls == [1] and torch.equal(one, two)
-        slots, pat.COUNTER_SLOTS = pat.COUNTER_SLOTS, 4  # 4 rows x 2 KV heads do not fit: two launches
+        slots, pat.LOW_SLOTS = pat.LOW_SLOTS, 4  # 4 rows x 2 KV heads do not fit: two launches
         try:
             assert torch.equal(pat.paged_decode_attention_triton(*case.args(), 0.25, None, config=small), one)
         finally:
-            pat.COUNTER_SLOTS = slots
+            pat.LOW_SLOTS = slots
         assert calls == [1, 1]
     finally:
         pat.paged_decode_reduce_kernel = real

@@ -18,6 +18,7 @@ import importlib.util
 import os
 import random
 import re
+import warnings
 
 import pytest
 import torch
@@ -136,7 +137,7 @@ def test_launch_plans_follow_the_measured_crossovers() -> None:
 @needs_triton
 @outer_only
 def test_cooperative_grid_keeps_every_program_resident() -> None:
-    from lynx.kernels.routing_coop import COOP_SLOTS, coop_grid, workspace_slots
+    from lynx.kernels.routing_coop import coop_grid
 
     assert coop_grid(64, 128, 1, 16384, 132) == (1, 64)  # one row per program, one program per SM
     assert coop_grid(132, 128, 1, 16384, 132) == (1, 132)
@@ -146,7 +147,6 @@ def test_cooperative_grid_keeps_every_program_resident() -> None:
     assert coop_grid(100, 128, 3, 16384, 132) == (4, 25)  # BT is a power of two
     assert coop_grid(65536, 256, 1, 16384, 132) is None  # the tile would not fit: another plan
     assert coop_grid(65536, 128, 1, 16384, None) == (1, 65536)  # the interpreter: no residency limit
-    assert workspace_slots(256) <= COOP_SLOTS
 
 
 @needs_triton
@@ -335,10 +335,8 @@ def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.Mo
     monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
     want = ExpertTally(1, n, k, torch.device("cpu"))
     want_w, want_ids = select_experts(logits, k, policy, scoring, renorm, valid, tally=want.layer(0), **params)
-    coop = not fused and (t + n) % 2 == 0  # the other unfused cases run the split plan
     cfg = RoutingKernelConfig(fused_max_rows=64 if fused else 0, oea_fused_max_rows=64 if fused else 0,
-                              block_rows=(1, 2, 4)[t % 3], lynx_pack64=t % 2 == 1,
-                              coop_min_rows=1 if coop else 0, coop_block_rows=(1, 2, 4)[(t + 1) % 3])
+                              block_rows=(1, 2, 4)[t % 3], lynx_pack64=t % 2 == 1, coop_min_rows=0)
     p = resolve_params(policy, params, n, k)
     got = ExpertTally(1, n, k, torch.device("cpu"))  # both rows marked in the kernel
     got_w, got_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg, tally=got.layer(0))
@@ -353,9 +351,17 @@ def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.Mo
     assert torch.equal(kept.hits, want.hits)
     no_tally_w, no_tally_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, cfg)
     assert torch.equal(no_tally_ids, got_ids) and torch.equal(no_tally_w, got_w)
-    from lynx.kernels.routing_coop import coop_workspace
+    if policy != "topk" and not fused:  # the same call through the cooperative plan (its phases one launch each)
+        from lynx.kernels.routing_coop import coop_workspace
 
-    assert not coop_workspace(logits.device).any()  # every call leaves the cooperative workspace zero
+        coop = cfg.with_(coop_min_rows=1, coop_block_rows=(1, 2, 4)[(t + 1) % 3])
+        marks = ExpertTally(1, n, k, torch.device("cpu"))
+        coop_w, coop_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, coop,
+                                                 tally=marks.layer(0))
+        assert torch.equal(coop_ids, want_ids), (coop_ids, want_ids)
+        torch.testing.assert_close(coop_w, want_w, rtol=2e-6, atol=1e-30)
+        assert torch.equal(marks.hits, want.hits)
+        assert not coop_workspace(logits.device).any()  # every call leaves the cooperative workspace zero
 
 
 @interp_only
@@ -410,6 +416,41 @@ def test_interp_select_experts_dispatches_to_triton(monkeypatch: pytest.MonkeyPa
     assert calls == ["lynx"]
     assert torch.equal(got_ids, want_ids)
     torch.testing.assert_close(got_w, want_w, rtol=2e-6, atol=1e-30)
+
+
+@interp_only
+def test_interp_cooperative_plan_falls_back_without_its_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """During a graph capture before any eager call the workspace does not exist: the call
+    takes the single-program or split plan (same result), warning once, and launches nothing
+    of the cooperative kernel."""
+    import lynx.kernels.routing_coop as rc
+    from lynx.kernels.routing_triton import DEFAULT_CONFIG, select_experts_triton
+
+    launches: list[int] = []
+    real = rc.coop_route_kernel
+
+    class Spy:
+        def __getitem__(self, grid: tuple) -> object:
+            launches.append(grid[0])
+            return real[grid]
+
+    logits, valid = make_logits(5, 12, 32, "bf16"), make_valid(5, 12, "random")
+    monkeypatch.setenv("LYNX_ROUTING_BACKEND", "torch")
+    want_w, want_ids = select_experts(logits, 4, "lynx", valid=valid)
+    p = resolve_params("lynx", {}, 32, 4)
+    monkeypatch.setattr(rc, "coop_route_kernel", Spy())
+    select_experts_triton(logits, 4, "lynx", "softmax", True, valid, p, DEFAULT_CONFIG)
+    assert launches == [12] * 3  # the spy sees the plan's launches (one per phase in the interpreter)
+    monkeypatch.setattr(rc, "split_k_counters", lambda device: None)
+    monkeypatch.setattr(rc, "_warned_capture", [])
+    launches.clear()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            got_w, got_ids = select_experts_triton(logits, 4, "lynx", "softmax", True, valid, p, DEFAULT_CONFIG)
+            assert launches == [] and torch.equal(got_ids, want_ids)
+            torch.testing.assert_close(got_w, want_w, rtol=2e-6, atol=1e-30)
+    assert sum("cooperative routing" in str(w.message) for w in seen) == 1  # once per process
 
 
 @needs_triton

@@ -16,7 +16,7 @@ import triton
 
 from lynx.kernels.paged_attention_kernels import paged_decode_partition_kernel, paged_decode_reduce_kernel
 from lynx.kernels.pdl import pdl_launch
-from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
+from lynx.kernels.skinny_gemm import LOW_SLOTS, split_k_counters
 
 SUPPORTED_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 MAX_HEAD_DIM = 256
@@ -136,8 +136,8 @@ def _prepare(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, bloc
     out = torch.empty(b, hq, d, dtype=q.dtype, device=q.device)
     # One launch when a zeroed counter per (row, KV head) exists; the workspace is shared with
     # the skinny GEMM's split-K counters (every kernel leaves it zero; calls on one stream).
-    counters = split_k_counters(q.device) if b and cfg.fused_reduce and b * hkv <= COUNTER_SLOTS else None
-    if b and cfg.fused_reduce and counters is None and b * hkv <= COUNTER_SLOTS:
+    counters = split_k_counters(q.device) if b and cfg.fused_reduce and b * hkv <= LOW_SLOTS else None
+    if b and cfg.fused_reduce and counters is None and b * hkv <= LOW_SLOTS:
         warnings.warn("paged attention: counter workspace missing during graph capture; this graph merges "
                       "partitions in a second launch (run one call eagerly before capturing)", stacklevel=3)
     return _Launch(cfg, num_parts, block_tables, context_lens, part_max, part_sum, part_out, out, counters,

@@ -26,12 +26,21 @@ counter buffer: :func:`lynx.kernels.routing_triton.coop_workspace`)::
 * at the end every program bumps ``exits`` (acq_rel); the last one zeroes ``sums``,
   ``active``, ``arrivals`` and ``exits`` (every other program is past its last access).
 
+Deadlock freedom needs every program resident at once (a program spinning at a barrier
+waits for all others): the host launches at most one program per SM, far below what fits
+(a one-warp program leaves room for ~32 per SM), and other work on the GPU only delays
+residency. As for the one-launch MoE, a partitioned GPU (MPS SM limits, green contexts)
+with fewer SMs than the device reports could still deadlock; turn the plan off there with
+``LYNX_ROUTING_KERNEL_CONFIG=coop_min_rows=0``.
+
 Triton's interpreter runs programs one after another (a spinning program would wait for
 ever), so there the host launches the phases separately (``PHASE`` 1, 2, 3) with the same
 bodies and no barriers; ``PHASE=0`` is the real one-launch kernel.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import triton
@@ -50,12 +59,9 @@ from lynx.kernels.routing_tiles import (
     rank_keys,
     union_of_rows,
 )
-from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
+from lynx.kernels.skinny_gemm import COOP_SLOTS, LOW_SLOTS, split_k_counters
 from lynx.kernels.triton_interpret import interpreter_enabled
 from lynx.kernels.triton_moe import _num_sms
-from lynx.kernels.triton_moe_persistent_host import PERSISTENT_SLOTS
-
-COOP_SLOTS = 1024  # int32 slots reserved below the one-launch MoE's, >= workspace_slots(MAX_EXPERTS)
 
 
 def workspace_slots(bn: int) -> int:
@@ -63,7 +69,7 @@ def workspace_slots(bn: int) -> int:
     return 3 * bn + 2
 
 
-assert workspace_slots(MAX_EXPERTS) <= COOP_SLOTS
+assert workspace_slots(MAX_EXPERTS) <= COOP_SLOTS and LOW_SLOTS % 2 == 0  # room for N <= 256; int64-aligned
 
 
 def coop_workspace(device: torch.device) -> torch.Tensor | None:
@@ -72,8 +78,7 @@ def coop_workspace(device: torch.device) -> torch.Tensor | None:
     None during graph capture while that buffer does not exist yet). Its start is even, so
     the int64 ``sums`` view is aligned. Calls must not run concurrently on two streams."""
     buf = split_k_counters(device)
-    end = COUNTER_SLOTS - PERSISTENT_SLOTS
-    return None if buf is None else buf[end - COOP_SLOTS:end]
+    return None if buf is None else buf[LOW_SLOTS:LOW_SLOTS + COOP_SLOTS]
 
 
 def max_coop_programs(device: torch.device) -> int | None:
@@ -95,6 +100,9 @@ def coop_grid(num_rows: int, bn: int, block_rows: int, max_elems: int, max_progr
     return bt, triton.cdiv(num_rows, bt)
 
 
+_warned_capture: list[bool] = []  # warn once per process
+
+
 def coop_route(
     logits: torch.Tensor, valid_arg: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor,
     hits: torch.Tensor, kept: torch.Tensor, alpha_bits: int, policy_code: int, common: dict, route: dict,
@@ -105,6 +113,11 @@ def coop_route(
     prepared. False (nothing launched) while the workspace does not exist (graph capture)."""
     ws = coop_workspace(logits.device)
     if ws is None:
+        if not _warned_capture:
+            _warned_capture.append(True)
+            warnings.warn("cooperative routing: the counter workspace does not exist during this CUDA-graph "
+                          "capture, so the graph keeps the slower two-launch or single-program routing (run "
+                          "one call eagerly before capturing)", RuntimeWarning, stacklevel=3)
         return False
     bn = common["BN"]
     sums = ws[: 2 * bn].view(torch.int64)  # [BN]

@@ -93,8 +93,7 @@ def _union_of_parts(parts_ptr, num_parts, cols, BN: tl.constexpr, PART_CHUNK: tl
     active = tl.zeros([BN], tl.int32)
     for p0 in range(0, num_parts, PART_CHUNK):
         p = p0 + tl.arange(0, PART_CHUNK)  # [PART_CHUNK]
-        part = tl.load(parts_ptr + p[:, None] * BN + cols[None, :], mask=p[:, None] < num_parts, other=0,
-                       cache_modifier=".cg")  # L2: written by other programs
+        part = tl.load(parts_ptr + p[:, None] * BN + cols[None, :], mask=p[:, None] < num_parts, other=0)
         active = tl.maximum(active, tl.max(part.to(tl.int32), axis=0))
     return active
 

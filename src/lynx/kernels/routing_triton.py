@@ -178,7 +178,8 @@ def route_constexprs(
     key16 = dtype in (torch.bfloat16, torch.float16)
     common = dict(
         N=n, HAS_VALID=has_valid, KEY16=key16, WIDE=policy == "lynx" and not int32_key_fits(t, beta),
-        PACK64=cfg.lynx_pack64 and key16 and policy == "lynx",
+        # the packed key (m' + beta B^(beta+1)) << 24 | key must stay below 2^63
+        PACK64=cfg.lynx_pack64 and key16 and policy == "lynx" and (beta + 1) * t ** (beta + 1) < 2**39,
         K=top_k, KP=next_pow2(top_k), BETA=beta, K0=k0, K0P=next_pow2(k0), BN=next_pow2(n),
     )
     route = dict(SOFTMAX=scoring == "softmax", RENORM=bool(renormalize), RESORT=policy == "oea", TALLY=tally_mode)

@@ -57,7 +57,13 @@ SMEM_BUDGET = 100 << 10  # pipelined smem per CTA so that two CTAs fit in an H20
 WIDE_N_TILES_PER_SM = 8  # N tiles per SM above which block_n doubles (LM head: fewer, longer programs)
 MAX_SPLIT_K = 16
 MIN_BLOCK_K, MAX_BLOCK_K = 32, 512
-COUNTER_SLOTS = 1 << 16  # split-K counters per device (one per N tile); 256 KiB of int32
+COUNTER_SLOTS = 1 << 16  # int32 counters per device (256 KiB), shared by several kernels:
+# [0, LOW_SLOTS) split-K tile counters and paged-attention row counters (counted from 0),
+# then the cooperative routing plan's COOP_SLOTS, then the one-launch MoE's PERSISTENT_SLOTS
+# at the top. Every kernel leaves its region zero; calls run on one stream.
+PERSISTENT_SLOTS = 4096  # lynx.kernels.triton_moe_persistent_host
+COOP_SLOTS = 1024  # lynx.kernels.routing_coop
+LOW_SLOTS = COUNTER_SLOTS - PERSISTENT_SLOTS - COOP_SLOTS
 
 _WARPS = (1, 2, 4, 8, 16)
 
@@ -243,7 +249,7 @@ def _launch_params(rows: int, n: int, k: int, cfg: SkinnyGemmConfig) -> tuple[in
     k_steps = _cdiv(k, cfg.block_k)
     steps_per_split = _cdiv(k_steps, min(cfg.split_k, k_steps))
     split_k = _cdiv(k_steps, steps_per_split)
-    if n_tiles > COUNTER_SLOTS:  # only happens for absurd N; split-K is pointless there anyway
+    if n_tiles > LOW_SLOTS:  # only happens for absurd N; split-K is pointless there anyway
         split_k, steps_per_split = 1, k_steps
     return n_tiles, split_k, steps_per_split * cfg.block_k
 

@@ -15,13 +15,12 @@ import triton
 from lynx.kernels.cuda_driver import driver_resident_ctas
 from lynx.kernels.moe_config import TritonMoEConfig
 from lynx.kernels.pdl import pdl_launch
-from lynx.kernels.skinny_gemm import COUNTER_SLOTS, split_k_counters
+from lynx.kernels.skinny_gemm import COUNTER_SLOTS, PERSISTENT_SLOTS, split_k_counters
 from lynx.kernels.triton_interpret import interpreter_enabled
 from lynx.kernels.triton_moe import MoERouting, _dot_precision, _num_sms, _sum_block_t
 from lynx.kernels.triton_moe_align import align_params
 from lynx.kernels.triton_moe_persistent import moe_persistent_kernel, reset_block, workspace_slots
 
-PERSISTENT_SLOTS = 4096  # int32 counters of the one-launch kernel (top of the shared workspace)
 LAST_RESIDENCY: dict[str, int | None] = {}  # the last residency check (grid, hand, driver): GPU check script
 
 
