@@ -13,6 +13,12 @@ For each ``policy:batch`` it reports three times per step, which separate the co
 
 Then the host's time per step in scheduling, launching and waiting, the largest kernels
 with their launches per step, and (``--trace``) a Chrome trace per config in ``$OUT``. Stats (the expert tally) are off unless ``--stats``.
+
+With programmatic dependent launch (the default on sm_90+) a kernel may start while its
+predecessor runs and wait inside, so the profiler's durations then include that wait (the
+kernel sum exceeded the graph time by 60% at batch 64, docs/performance.md section 10).
+``--no-pdl`` sets ``LYNX_PDL=0`` for per-kernel figures that add up; the step is then ~1%
+slower than the default's.
 """
 
 from __future__ import annotations
@@ -130,7 +136,13 @@ def main() -> None:
     ap.add_argument("--stats", action="store_true", help="keep the per-step expert tally on")
     ap.add_argument("--json", default=None)
     ap.add_argument("--trace", action="store_true", help="write a Chrome trace per config to $OUT")
+    ap.add_argument("--no-pdl", action="store_true",
+                    help="LYNX_PDL=0: kernels never start early, so their profiled durations add up")
     args = ap.parse_args()
+    if args.no_pdl:
+        os.environ["LYNX_PDL"] = "0"  # read at each launch, before the graphs are captured
+    elif os.environ.get("LYNX_PDL", "1") != "0":
+        print("note: PDL is on; per-kernel durations include waits for the predecessor (--no-pdl)")
     configs = [(c.split(":")[0], int(c.split(":")[1])) for c in args.configs.split(",")]
     first = configs[0][0]
     llm = LLM(args.model, routing=first, load_format="dummy", max_model_len=512,
