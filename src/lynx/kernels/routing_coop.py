@@ -15,7 +15,7 @@ phases (every program is resident: the host launches at most one program per SM)
    (:func:`~lynx.kernels.routing_kernels.route_loaded`, shared with every other plan).
 
 Workspace protocol (int32 slots that each call leaves zero, carved from the device's shared
-counter buffer: :func:`lynx.kernels.routing_triton.coop_workspace`)::
+counter buffer: :func:`coop_workspace`)::
 
     sums[BN] (int64, as 2 * BN int32 slots) | active[BN] | arrivals | exits
 
