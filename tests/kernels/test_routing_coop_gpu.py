@@ -57,13 +57,15 @@ def test_cooperative_kernel_eager_back_to_back() -> None:
              for t in (8, 16, 64, sms, sms + 1, 200)
              for n, k in ((128, 8), (64, 6), (160, 6))
              for policy, params in (("lynx", {}), ("lynx", {"alpha": 3.0, "beta": 4}), ("oea", {"k0": 3}))]
+    local = DEFAULT_CONFIG.with_(coop_local_sums_max_rows=1024)  # LYNX's s' per program, one barrier
     for i, (t, n, k, policy, params) in enumerate(cases):
         assert routing_plan(t, n, policy, DEFAULT_CONFIG, dev) == "coop"
         p = resolve_params(policy, params, n, k)
         outs, wants = [], []
         for rep in range(4):  # back to back, no host sync in between
             z, valid = _inputs(1000 * i + rep, t, n, dev)
-            outs.append(select_experts_triton(z, k, policy, "softmax", True, valid, p, DEFAULT_CONFIG))
+            cfg = local if rep % 2 else DEFAULT_CONFIG
+            outs.append(select_experts_triton(z, k, policy, "softmax", True, valid, p, cfg))
             wants.append(_torch_path(z, k, policy, valid, params))
         torch.cuda.synchronize()
         for got, want in zip(outs, wants):

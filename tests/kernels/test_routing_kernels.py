@@ -202,7 +202,9 @@ def test_kernels_compile_for_sm90() -> None:
     coop = dict(qwen3, **score, PHASE=0, BT=1)
     coop_builds = [(coop_route_kernel, coop_sig, dict(coop, POLICY=rk.LYNX), 1),
                    (coop_route_kernel, coop_sig, dict(coop, POLICY=rk.OEA, RESORT=True, TALLY=rk.TALLY_MARKS), 1),
-                   (coop_route_kernel, coop_sig, dict(coop, POLICY=rk.LYNX, BT=8, WIDE=True), 4)]
+                   (coop_route_kernel, coop_sig, dict(coop, POLICY=rk.LYNX, BT=8, WIDE=True), 4),
+                   (coop_route_kernel, {**coop_sig, "LOCAL_SUMS": "constexpr", "SUMS_CHUNK": "constexpr"},
+                    dict(coop, POLICY=rk.LYNX, LOCAL_SUMS=True, SUMS_CHUNK=16), 1)]
     for fn, sig, constexprs, warps in coop_builds:
         aligned = {(i,): [["tt.divisibility", 16]] for i, (name, ty) in enumerate(sig.items())
                    if ty.startswith("*") or name == "stride_t"}
@@ -210,7 +212,7 @@ def test_kernels_compile_for_sm90() -> None:
                                 target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=1))
         ptx = kernel.asm["ptx"]
         # the grid barriers: a release arrival, an acquire spin, one or two of them (LYNX / OEA)
-        barriers = 2 if constexprs["POLICY"] == rk.LYNX else 1
+        barriers = 2 if constexprs["POLICY"] == rk.LYNX and not constexprs.get("LOCAL_SUMS") else 1
         assert len(re.findall(r"atom\.global\.gpu\.release\.add\.u32", ptx)) == barriers, constexprs
         assert len(re.findall(r"ld\.global\.gpu\.acquire\.b32", ptx)) == barriers, constexprs
         assert re.search(r"atom\.global\.gpu\.acq_rel\.add\.u32", ptx)  # the exit counter
@@ -354,7 +356,8 @@ def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.Mo
     if policy != "topk" and not fused:  # the same call through the cooperative plan (its phases one launch each)
         from lynx.kernels.routing_coop import coop_workspace
 
-        coop = cfg.with_(coop_min_rows=1, coop_block_rows=(1, 2, 4)[(t + 1) % 3])
+        coop = cfg.with_(coop_min_rows=1, coop_block_rows=(1, 2, 4)[(t + 1) % 3],
+                         coop_local_sums_max_rows=64 if (t + k) % 2 else 0)  # LYNX's s' both ways
         marks = ExpertTally(1, n, k, torch.device("cpu"))
         coop_w, coop_ids = select_experts_triton(logits, k, policy, scoring, renorm, valid, p, coop,
                                                  tally=marks.layer(0))

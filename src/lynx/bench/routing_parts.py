@@ -64,7 +64,8 @@ def part_exact(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, dev
              "split": RoutingKernelConfig(fused_max_rows=0, oea_fused_max_rows=0),
              "fused-w16": RoutingKernelConfig(fused_max_rows=64, oea_fused_max_rows=64, fused_warps=16),
              "coop": RoutingKernelConfig(coop_min_rows=1), "coop-bt4": RoutingKernelConfig(coop_min_rows=1, coop_block_rows=4),
-             "no-coop": RoutingKernelConfig(coop_min_rows=0)}
+             "no-coop": RoutingKernelConfig(coop_min_rows=0),
+             "coop-local": RoutingKernelConfig(coop_min_rows=1, coop_local_sums_max_rows=1024)}
     # Each new shape costs a Triton compile (~0.5-1 s): shuffled, so that a budget stop
     # still leaves every batch size, shape and policy covered by some case.
     cases = [(t, s, p) for t in rows for s in shapes for p in ("topk", "lynx", "oea")]
@@ -169,7 +170,8 @@ def part_time(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, devi
     # program's warps, pack64 and the active kernel's warps were measured in earlier runs
     # (docs/performance.md sections 5 and 8).
     no_coop = dict(coop_min_rows=0)
-    variants = {"default": {}, "coop": dict(coop_min_rows=2), "fused": dict(fused, **no_coop),
+    variants = {"default": {}, "coop": dict(coop_min_rows=2), "coop-local": dict(coop_min_rows=2, coop_local_sums_max_rows=1024),
+                "fused": dict(fused, **no_coop),
                 "split1": dict(split4, block_rows=1, **no_coop), "coop-w2": dict(coop_min_rows=2, coop_warps=2),
                 "coop-bt2": dict(coop_min_rows=2, coop_block_rows=2), "coop-pack64": dict(coop_min_rows=2, lynx_pack64=True),
                 "split4": dict(split4, **no_coop)}
@@ -181,7 +183,7 @@ def part_time(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, devi
     jobs = [(t, policy, name) for name in variants for t in rows for policy in ("topk", "lynx", "oea")
             if not (policy == "topk" and name not in ("default", "split1", "split4"))
             and not (name.startswith("fused") and t > 64) and not (t == 1 and "-" in name)
-            and not (name.startswith("coop") and (t == 1 or (policy == "oea" and "pack64" in name)))]
+            and not (name.startswith("coop") and (t == 1 or (policy == "oea" and name in ("coop-pack64", "coop-local"))))]
     jobs = [(t, policy, "torch") for t in rows for policy in ("topk", "lynx", "oea")] + jobs
     for t, policy, name in jobs:
         if ctx.left() < 0:

@@ -8,7 +8,10 @@ phases (every program is resident: the host launches at most one program per SM)
 
 1. LYNX only: bins and votes of the program's rows; ``sums[e] += column sums - rows`` (int64
    atomics; every valid row votes at least 1 for every expert, so ``s' = sums + B`` and only
-   the few entries above the lowest bin need an atomic).
+   the few entries above the lowest bin need an atomic). With ``LOCAL_SUMS`` each program
+   instead recomputes ``s'`` from all rows (as the split plan does), which saves this phase's
+   barrier at the price of O(T N) work per program: a choice for small batches, off by default
+   until measured (``RoutingKernelConfig.coop_local_sums_max_rows``).
 2. barrier; LYNX picks (from ``s' = sums``) or OEA's base set of the program's rows;
    ``active[e] = 1`` for the experts they chose (int32 atomics, only where chosen).
 3. barrier; remap, weights, stores and tally of the program's rows
@@ -48,7 +51,7 @@ import triton.language as tl
 
 from lynx.kernels.pdl import pdl_launch
 from lynx.kernels.pdl_triton import pdl_enter
-from lynx.kernels.routing_active import batch_size, lynx_picks, lynx_votes, oea_base
+from lynx.kernels.routing_active import batch_size, lynx_batch_votes, lynx_picks, lynx_votes, oea_base
 from lynx.kernels.routing_kernels import route_loaded
 from lynx.kernels.routing_tiles import (
     MAX_EXPERTS,
@@ -106,11 +109,12 @@ _warned_capture: list[bool] = []  # warn once per process
 def coop_route(
     logits: torch.Tensor, valid_arg: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor,
     hits: torch.Tensor, kept: torch.Tensor, alpha_bits: int, policy_code: int, common: dict, route: dict,
-    grid: tuple[int, int], warps: int, chunk: int,
+    grid: tuple[int, int], warps: int, chunk: int, local_sums: bool = False,
 ) -> bool:
     """Launch the plan (one launch; in Triton's interpreter one per phase) on a ``[T, N]``
     call whose buffers and constexprs :func:`lynx.kernels.routing_triton.select_experts_triton`
-    prepared. False (nothing launched) while the workspace does not exist (graph capture)."""
+    prepared; ``local_sums``: LYNX's ``LOCAL_SUMS`` (module docstring). False (nothing
+    launched) while the workspace does not exist (graph capture)."""
     ws = coop_workspace(logits.device)
     if ws is None:
         if not _warned_capture:
@@ -122,12 +126,15 @@ def coop_route(
     bn = common["BN"]
     sums = ws[: 2 * bn].view(torch.int64)  # [BN]
     interpret = interpreter_enabled() or logits.device.type != "cuda"
-    phases = (0,) if not interpret else (1, 2, 3) if policy_code == 1 else (2, 3)
+    local_sums = local_sums and policy_code == 1
+    phases = (0,) if not interpret else (1, 2, 3) if policy_code == 1 and not local_sums else (2, 3)
     bt, programs = grid
+    sums_chunk = max(1, min(next_pow2(logits.shape[0]), 2048 // bn))  # ~64 entries per thread of one warp
     for phase in phases:
         coop_route_kernel[(programs,)](
             logits, valid_arg, weights, ids, hits, kept, sums, ws, logits.shape[0], logits.stride(0),
-            logits.stride(1), alpha_bits, POLICY=policy_code, BT=bt, CHUNK=chunk, PHASE=phase, **route, **common,
+            logits.stride(1), alpha_bits, POLICY=policy_code, BT=bt, CHUNK=chunk, PHASE=phase,
+            LOCAL_SUMS=local_sums, SUMS_CHUNK=sums_chunk, **route, **common,
             num_warps=warps, **pdl_launch(logits.device, "routing"),
         )
     return True
@@ -155,6 +162,8 @@ def coop_route_kernel(
     K: tl.constexpr, KP: tl.constexpr, BETA: tl.constexpr, K0: tl.constexpr, K0P: tl.constexpr,
     BT: tl.constexpr, BN: tl.constexpr, CHUNK: tl.constexpr,
     PHASE: tl.constexpr,  # 0: all phases with grid barriers; 1 / 2 / 3: that phase alone (interpreter)
+    LOCAL_SUMS: tl.constexpr = False,  # LYNX: s' from all rows in every program (no atomics, one barrier fewer)
+    SUMS_CHUNK: tl.constexpr = 1,  # LOCAL_SUMS: rows per step of that sweep
     PDL: tl.constexpr = False,  # programmatic dependent launch (lynx.kernels.pdl)
 ):
     """``(weights, ids)`` of row block ``pid`` under LYNX or OEA (``POLICY``: ``routing_kernels.LYNX`` / ``OEA``)."""
@@ -179,16 +188,20 @@ def coop_route_kernel(
                 batch = batch.to(tl.int64)
             q = affinity_bins(z, alpha, BETA)
             votes = lynx_votes(q, ok, batch, BETA)  # h' [BT, BN], 0 on padding rows
-            if PHASE != 2:
+            if (PHASE != 2) & (not LOCAL_SUMS):
                 # this block's share of s' - B: a valid row's vote is at least 1 (the lowest bin),
                 # so only entries above the lowest bin need an atomic (~10 of 128 per row, not all)
                 above = votes - ok[:, None].to(votes.dtype)  # [BT, BN]
                 part = tl.sum(above, axis=0).to(tl.int64)  # [BN]
                 tl.atomic_add(sums_ptr + cols, part, mask=real & (part != 0), sem="relaxed", scope="gpu")
-            if PHASE == 0:
+            if (PHASE == 0) & (not LOCAL_SUMS):
                 _grid_barrier(arrivals_ptr, programs)
             if PHASE != 1:
-                total = tl.load(sums_ptr + cols, cache_modifier=".cg").to(batch.dtype) + batch  # s' [BN]
+                if LOCAL_SUMS:
+                    total = lynx_batch_votes(logits_ptr, valid_ptr, T, N, stride_t, stride_n, alpha, batch, cols,
+                                             HAS_VALID, BETA, SUMS_CHUNK)  # s' [BN], every row of the batch
+                else:
+                    total = tl.load(sums_ptr + cols, cache_modifier=".cg").to(batch.dtype) + batch  # s' [BN]
                 picks = lynx_picks(q, key, votes, total, batch, cols, N, K, KP, BETA, KEY16, WIDE, PACK64)
                 chosen = union_of_rows(picks, ok)  # [BN]
                 tl.atomic_max(active_ptr + cols, chosen, mask=real & (chosen != 0), sem="relaxed", scope="gpu")
@@ -197,7 +210,7 @@ def coop_route_kernel(
             tl.atomic_max(active_ptr + cols, chosen, mask=real & (chosen != 0), sem="relaxed", scope="gpu")
 
     if PHASE == 0:
-        _grid_barrier(arrivals_ptr, programs * (2 if POLICY == 1 else 1))
+        _grid_barrier(arrivals_ptr, programs * (2 if (POLICY == 1) & (not LOCAL_SUMS) else 1))
     if (PHASE == 0) | (PHASE == 3):
         active = tl.load(active_ptr + cols, cache_modifier=".cg")  # [BN] the batch's set
         route_loaded(

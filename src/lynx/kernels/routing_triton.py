@@ -52,6 +52,7 @@ class RoutingKernelConfig:
     coop_min_rows: int = 8  # LYNX/OEA batches of at least this many rows run the cooperative plan (0: never)
     coop_block_rows: int = 1  # its rows per program (more where programs would outnumber the SMs)
     coop_warps: int = 0  # its warps per program (0: from the tile size)
+    coop_local_sums_max_rows: int = 0  # LYNX up to this many rows: s' per program, one barrier (unmeasured: 0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -228,7 +229,7 @@ def select_experts_triton(
         grid = coop_grid(t, bn, cfg.coop_block_rows, cfg.fused_max_elems, max_coop_programs(dev))
         warps = cfg.coop_warps or _warps(grid[0] * bn, cfg)
         if coop_route(logits, valid_arg, weights, ids, hits, kept, alpha_bits, rk.LYNX if policy == "lynx" else rk.OEA,
-                      common, route, grid, warps, chunk):
+                      common, route, grid, warps, chunk, local_sums=t <= cfg.coop_local_sums_max_rows):
             return weights, ids
         plan = "fused" if plan_is_fused(t, n, policy, cfg) else "split"  # no workspace yet (graph capture)
     if plan == "fused":
