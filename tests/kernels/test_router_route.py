@@ -88,7 +88,7 @@ def test_kernel_compiles_for_sm90() -> None:
     from lynx.kernels import skinny_gemm as sg
     from lynx.kernels.router_route import launch_meta
     from lynx.kernels.router_route_kernel import router_route_kernel
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG
 
     sys.path.insert(0, str(Path(__file__).parent))
     from test_skinny_gemm import no_spills
@@ -176,7 +176,8 @@ def test_fused_router_routes_with_select_experts_constexprs(policy: str, t: int,
     from lynx.kernels import routing_kernels as rk
     from lynx.kernels import skinny_gemm as sg
     from lynx.kernels.router_route import router_select_triton
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, select_experts_triton
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG
+    from lynx.kernels.routing_triton import select_experts_triton
 
     route, fused = _Recorder(), _Recorder()
     monkeypatch.setattr(rk, "route_kernel", route)
@@ -281,7 +282,7 @@ def _counters_zero() -> bool:
 @pytest.mark.parametrize("case", CASES, ids=[f"c{i}" for i in range(len(CASES))])
 def test_interp_equals_select_experts_on_its_logits(case: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     from lynx.kernels.router_route import router_select_triton
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG
     from lynx.kernels.skinny_gemm import SkinnyGemmConfig
 
     t, n, k, h, dtype, policy, scoring, renorm, valid_mode, tally_mode, tiles = case

@@ -49,7 +49,8 @@ def _check(got: tuple, want: tuple) -> None:
 
 def test_cooperative_kernel_eager_back_to_back() -> None:
     from lynx.kernels.routing_coop import coop_workspace, max_coop_programs
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, routing_plan, select_experts_triton
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG, routing_plan
+    from lynx.kernels.routing_triton import select_experts_triton
 
     dev = torch.device("cuda")
     sms = max_coop_programs(dev)
@@ -75,7 +76,8 @@ def test_cooperative_kernel_eager_back_to_back() -> None:
 
 def test_cooperative_kernel_in_cuda_graph_replays() -> None:
     from lynx.kernels.routing_coop import coop_workspace, max_coop_programs
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, select_experts_triton
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG
+    from lynx.kernels.routing_triton import select_experts_triton
 
     dev = torch.device("cuda")
     sms = max_coop_programs(dev)

@@ -102,7 +102,7 @@ def test_unsupported_shapes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 @needs_triton
 @outer_only
 def test_kernel_config_from_the_environment_is_validated() -> None:
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, RoutingKernelConfig, config_from_spec
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG, RoutingKernelConfig, config_from_spec
 
     assert config_from_spec("") == RoutingKernelConfig() == DEFAULT_CONFIG  # the variable is unset in tests
     cfg = config_from_spec(" fused_max_rows=64, fused_warps=16 ")
@@ -117,7 +117,7 @@ def test_kernel_config_from_the_environment_is_validated() -> None:
 @needs_triton
 @outer_only
 def test_launch_plans_follow_the_measured_crossovers() -> None:
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, plan_is_fused, routing_plan
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG, plan_is_fused, routing_plan
 
     fused = {p: [t for t in (1, 8, 9, 16, 32, 33, 64) if plan_is_fused(t, 128, p, DEFAULT_CONFIG)]
              for p in ("topk", "lynx", "oea")}
@@ -329,7 +329,8 @@ CASES = EDGE_CASES + random_cases(24)
 @interp_only
 @pytest.mark.parametrize("case", CASES, ids=[f"c{i}" for i in range(len(CASES))])
 def test_interp_kernels_equal_select_experts(case: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lynx.kernels.routing_triton import RoutingKernelConfig, select_experts_triton
+    from lynx.kernels.routing_plans import RoutingKernelConfig
+    from lynx.kernels.routing_triton import select_experts_triton
 
     t, n, k, policy, params, scoring, renorm, kind, valid_mode, fused = case
     logits = make_logits(t * 1000 + n + k, t, n, kind)
@@ -427,7 +428,8 @@ def test_interp_cooperative_plan_falls_back_without_its_workspace(monkeypatch: p
     takes the single-program or split plan (same result), warning once, and launches nothing
     of the cooperative kernel."""
     import lynx.kernels.routing_coop as rc
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, select_experts_triton
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG
+    from lynx.kernels.routing_triton import select_experts_triton
 
     launches: list[int] = []
     real = rc.coop_route_kernel
@@ -474,7 +476,7 @@ def test_tally_buffers_are_checked_before_the_kernel_writes() -> None:
 
 
 def test_fused_plan_warps() -> None:
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, _fused_warps
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG, _fused_warps
 
     assert [_fused_warps(rows, 128, DEFAULT_CONFIG) for rows in (1, 2, 8, 16, 32)] == [1, 1, 4, 4, 8]
 

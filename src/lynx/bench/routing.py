@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device("cpu" if args.dry_run else "cuda")
     env = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     ctx.guard("env", lambda: env.update(triton=__import__("triton").__version__))
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG
 
     env["config"] = asdict(DEFAULT_CONFIG)
     print(f"##### exact ({env})", flush=True)

@@ -45,7 +45,8 @@ def compare(torch: ModuleType, got: Any, want: Any) -> tuple[bool, float]:
 
 def part_exact(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, device: Any) -> None:
     """Triton vs the torch path on random cases until ``ctx``'s deadline, then dispatch and graph replay."""
-    from lynx.kernels.routing_triton import RoutingKernelConfig, select_experts_triton
+    from lynx.kernels.routing_plans import RoutingKernelConfig
+    from lynx.kernels.routing_triton import select_experts_triton
     from lynx.routing import select_experts
     from lynx.routing.config import resolve_params
 
@@ -156,7 +157,8 @@ def time_per_call(torch: ModuleType, fn: Callable[[], Any], device: Any, calls: 
 
 def part_time(ctx: RunContext, args: argparse.Namespace, torch: ModuleType, device: Any) -> None:
     """Microseconds per routing call (torch, the default Triton plan, its variants) until the deadline."""
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, select_experts_triton
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG
+    from lynx.kernels.routing_triton import select_experts_triton
     from lynx.routing import select_experts
     from lynx.routing.config import resolve_params
 

@@ -9,7 +9,7 @@ all rows with the code of ``route_kernel``'s single-program plans (see
 
 Scope (:func:`fused_router_reason` names anything else, the caller then takes the two-step
 path): plain top-k for ``T <= 64``; LYNX and OEA where
-:func:`lynx.kernels.routing_triton.plan_is_fused` holds (one program); no bias; the
+:func:`lynx.kernels.routing_plans.plan_is_fused` holds (one program); no bias; the
 shapes and dtypes both kernels support. The routing equals
 ``select_experts(logits, ...)`` on the returned logits (same code, same input), and bf16
 logits are the fp32 sums rounded once, like a GEMM output. Nothing reads the device on
@@ -27,7 +27,7 @@ from lynx.kernels import skinny_gemm as sg
 from lynx.routing.tally import LayerTally
 
 if TYPE_CHECKING:  # imports Triton
-    from lynx.kernels.routing_triton import RoutingKernelConfig
+    from lynx.kernels.routing_plans import RoutingKernelConfig
 
 
 
@@ -56,7 +56,7 @@ def fused_router_reason(
     reason = triton_unsupported_reason(x[:1, :1].expand(t, n), top_k, policy, params)
     if reason is not None:
         return reason
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, plan_is_fused  # imports Triton
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG, plan_is_fused  # imports Triton
 
     if policy != "topk" and not plan_is_fused(t, n, policy, routing_config or DEFAULT_CONFIG):
         return f"{policy} at T={t}, N={n} routes with the split (two-launch) plan"
@@ -79,7 +79,8 @@ def launch_meta(
     """
     from lynx.kernels import routing_kernels as rk
     from lynx.kernels.routing_tiles import next_pow2
-    from lynx.kernels.routing_triton import _fused_warps, route_constexprs
+    from lynx.kernels.routing_plans import _fused_warps
+    from lynx.kernels.routing_triton import route_constexprs
 
     common, route = route_constexprs(t, n, dtype, top_k, policy, scoring, renormalize, has_valid, tally_mode, params,
                                      routing_config)
@@ -124,7 +125,8 @@ def router_select_triton(
     ``reason_checked``: the caller just got None for the same arguments; ~10 us of host time).
     """
     from lynx.kernels.router_route_kernel import router_route_kernel
-    from lynx.kernels.routing_triton import DEFAULT_CONFIG, _alpha_bits, tally_launch_args
+    from lynx.kernels.routing_plans import DEFAULT_CONFIG
+    from lynx.kernels.routing_triton import _alpha_bits, tally_launch_args
 
     rcfg = routing_config or DEFAULT_CONFIG
     reason = None if reason_checked else fused_router_reason(x, gate_weight, top_k, policy, params, rcfg)

@@ -1,6 +1,6 @@
 """The two Triton routing kernels: partial active sets, and route (remap + weights + store).
 
-Launch plans (chosen on the host by :mod:`lynx.kernels.routing_triton`):
+Launch plans (chosen on the host by :mod:`lynx.kernels.routing_plans`):
 
 * fused, one launch: ``route_kernel`` with ``ACTIVE=LYNX_HERE`` / ``OEA_HERE`` and a single
   program holding every row of the batch in registers, so the batch-wide steps (column
