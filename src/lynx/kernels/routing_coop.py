@@ -12,7 +12,7 @@ phases (every program is resident: the host launches at most one program per SM)
    instead recomputes ``s'`` from all rows (as the split plan does), which saves this phase's
    barrier at the price of O(T N) work per program: a choice for small batches, off by default
    until measured (``RoutingKernelConfig.coop_local_sums_max_rows``).
-2. barrier; LYNX picks (from ``s' = sums``) or OEA's base set of the program's rows;
+2. barrier; LYNX picks (from ``s' = sums + B``) or OEA's base set of the program's rows;
    ``active[e] = 1`` for the experts they chose (int32 atomics, only where chosen).
 3. barrier; remap, weights, stores and tally of the program's rows
    (:func:`~lynx.kernels.routing_kernels.route_loaded`, shared with every other plan).
