@@ -129,7 +129,8 @@ def coop_route(
     local_sums = local_sums and policy_code == 1
     phases = (0,) if not interpret else (1, 2, 3) if policy_code == 1 and not local_sums else (2, 3)
     bt, programs = grid
-    sums_chunk = max(1, min(next_pow2(logits.shape[0]), 2048 // bn))  # ~64 entries per thread of one warp
+    # ~64 entries per thread of one warp; 1 (one compile) where LOCAL_SUMS is off
+    sums_chunk = max(1, min(next_pow2(logits.shape[0]), 2048 // bn)) if local_sums else 1
     for phase in phases:
         coop_route_kernel[(programs,)](
             logits, valid_arg, weights, ids, hits, kept, sums, ws, logits.shape[0], logits.stride(0),

@@ -107,10 +107,18 @@ def routing_plan(num_rows: int, num_experts: int, policy: str, cfg: RoutingKerne
     programs), ``"fused"`` (one program) or ``"split"`` (two launches) for a call of this shape."""
     if policy == "topk":
         return "topk"
-    if 0 < cfg.coop_min_rows <= num_rows and coop_grid(num_rows, next_pow2(num_experts), cfg.coop_block_rows,
-                                                        cfg.fused_max_elems, max_coop_programs(device)) is not None:
+    if cooperative_grid(num_rows, num_experts, policy, cfg, device) is not None:
         return "coop"
     return "fused" if plan_is_fused(num_rows, num_experts, policy, cfg) else "split"
+
+
+def cooperative_grid(num_rows: int, num_experts: int, policy: str, cfg: RoutingKernelConfig,
+                     device: torch.device) -> tuple[int, int] | None:
+    """``(BT, programs)`` where a LYNX/OEA call of this shape runs the cooperative plan, else None."""
+    if policy == "topk" or not 0 < cfg.coop_min_rows <= num_rows:
+        return None
+    return coop_grid(num_rows, next_pow2(num_experts), cfg.coop_block_rows, cfg.fused_max_elems,
+                     max_coop_programs(device))
 
 
 def plan_is_fused(num_rows: int, num_experts: int, policy: str, cfg: RoutingKernelConfig) -> bool:

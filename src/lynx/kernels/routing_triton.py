@@ -19,14 +19,14 @@ import triton
 
 from lynx.kernels import routing_kernels as rk
 from lynx.kernels.pdl import pdl_launch
-from lynx.kernels.routing_coop import coop_grid, coop_route, max_coop_programs
+from lynx.kernels.routing_coop import coop_route
 from lynx.kernels.routing_plans import (
     DEFAULT_CONFIG,
     RoutingKernelConfig,
     _fused_warps,
     _warps,
+    cooperative_grid,
     plan_is_fused,
-    routing_plan,
 )
 from lynx.kernels.routing_tiles import next_pow2
 from lynx.routing.tally import LayerTally
@@ -125,15 +125,13 @@ def select_experts_triton(
     scan = max(1, 4096 // bn)  # route_kernel scans 32 partial sets / mask rows per step at N=128
     strides = (logits.stride(0), logits.stride(1))
 
-    plan = routing_plan(t, n, policy, cfg, dev)
-    if plan == "coop":
-        grid = coop_grid(t, bn, cfg.coop_block_rows, cfg.fused_max_elems, max_coop_programs(dev))
-        warps = cfg.coop_warps or _warps(grid[0] * bn, cfg)
-        if coop_route(logits, valid_arg, weights, ids, hits, kept, alpha_bits, rk.LYNX if policy == "lynx" else rk.OEA,
-                      common, route, grid, warps, chunk, local_sums=t <= cfg.coop_local_sums_max_rows):
-            return weights, ids
-        plan = "fused" if plan_is_fused(t, n, policy, cfg) else "split"  # no workspace yet (graph capture)
-    if plan == "fused":
+    grid = cooperative_grid(t, n, policy, cfg, dev)
+    if grid is not None and coop_route(  # False: no workspace yet (graph capture), another plan below
+            logits, valid_arg, weights, ids, hits, kept, alpha_bits, rk.LYNX if policy == "lynx" else rk.OEA,
+            common, route, grid, cfg.coop_warps or _warps(grid[0] * bn, cfg), chunk,
+            local_sums=t <= cfg.coop_local_sums_max_rows):
+        return weights, ids
+    if plan_is_fused(t, n, policy, cfg):
         bt = next_pow2(t)
         mode = rk.LYNX_HERE if policy == "lynx" else rk.OEA_HERE
         rk.route_kernel[(1,)](
